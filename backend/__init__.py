@@ -1,0 +1,1 @@
+"""Anchorline back end: chain tooling, (later) the Flask app, models and services."""

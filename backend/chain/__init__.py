@@ -1,0 +1,1 @@
+"""Everything that talks to Solidity or to a chain: compile, artifacts, devnet, deploy, errors."""

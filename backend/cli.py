@@ -1,0 +1,20 @@
+"""The `anchorline` console script: one click group, one sub-command module per area."""
+from __future__ import annotations
+
+import click
+
+from backend.commands.contracts import contracts
+from backend.commands.deploy import deploy
+from backend.commands.devnet import devnet
+from backend.commands.up import up
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Anchorline: supply-chain finance on a permissioned ledger."""
+
+
+main.add_command(contracts)
+main.add_command(devnet)
+main.add_command(deploy)
+main.add_command(up)

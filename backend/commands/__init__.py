@@ -1,0 +1,1 @@
+"""Click command groups of the `anchorline` console script, one module per area."""

@@ -1,0 +1,1 @@
+"""Anchorline workers: the Celery app and its tasks (transaction outbox, indexer, schedules, webhooks)."""
