@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {IParticipantRegistry, Roles} from "./interfaces/IParticipantRegistry.sol";
+import {ParticipantGated} from "./base/ParticipantGated.sol";
+import {ReceivableRegistry} from "./ReceivableRegistry.sol";
+import {SettlementToken} from "./SettlementToken.sol";
+
+/// @title Financing
+/// @notice The market and the servicer for confirmed receivables. A holder asks for an
+/// advance; financiers offer; accepting an offer, or a financier funding the request at its
+/// asking advance, swaps the financier's settlement tokens for the receivable in one
+/// transaction (delivery versus payment). The buyer repays the holder at maturity, in one or
+/// several payments; late receivables are marked overdue and then defaulted, and with recourse
+/// financing the original seller's liability for the shortfall is recorded.
+/// @dev This contract is the settlement agent of the token and the servicer of the registry
+/// (both fixed when they were deployed). It moves tokens only from the caller or from a
+/// financier at the terms of the offer that financier posted, and receivables only from the
+/// seller who asked for financing or the holder a recourse seller buys back from.
+contract Financing is ParticipantGated, ReentrancyGuardTransient {
+    enum RequestStatus {
+        None,
+        Open,
+        Funded,
+        Cancelled,
+        Expired
+    }
+
+    enum OfferStatus {
+        None,
+        Open,
+        Withdrawn
+    }
+
+    /// @dev One slot. One request per receivable at a time; `round` counts them, and an offer
+    /// is only good for the round it was made in, so a new request never revives old offers.
+    /// The last funded request stays here: it names the seller liable under recourse.
+    struct Request {
+        uint32 sellerId; // participant id of the holder who asked
+        uint64 askingAdvance;
+        uint64 outstanding; // what the receivable was owed when requested: caps offers
+        uint40 deadline;
+        RequestStatus status;
+        bool recourse;
+        uint16 round;
+    }
+
+    /// @dev One slot; the financier is the mapping key. Deleted when accepted (the settlement
+    /// event is its record).
+    struct Offer {
+        uint64 advance;
+        uint40 expiry;
+        uint16 round;
+        OfferStatus status;
+    }
+
+    ReceivableRegistry public immutable registry;
+    SettlementToken public immutable settlementToken;
+    bytes3 public immutable settlementCurrency;
+
+    /// @notice After the due date, how long before the holder may mark a receivable overdue.
+    uint40 public gracePeriod;
+    /// @notice After the grace period, how long before an overdue receivable may be defaulted.
+    uint40 public defaultPeriod;
+
+    mapping(uint256 receivableId => Request) private _requests;
+    mapping(uint256 receivableId => mapping(address financier => Offer)) private _offers;
+    /// @notice What the recourse seller owes the holder of a defaulted receivable.
+    mapping(uint256 receivableId => uint64) public recourseLiability;
+
+    event ServicingPeriodsChanged(uint40 gracePeriod, uint40 defaultPeriod);
+    event FinancingRequested(
+        uint256 indexed id, address indexed seller, uint16 round, uint64 askingAdvance, uint40 deadline, bool recourse
+    );
+    event FinancingRequestCancelled(uint256 indexed id, uint16 round);
+    event FinancingRequestExpired(uint256 indexed id, uint16 round);
+    event OfferMade(uint256 indexed id, address indexed financier, uint16 round, uint64 advance, uint40 expiry);
+    event OfferWithdrawn(uint256 indexed id, address indexed financier, uint16 round);
+    /// @notice The delivery-versus-payment swap happened. Every other offer of the round lapsed.
+    event FinancingSettled(
+        uint256 indexed id, address indexed seller, address indexed financier, uint16 round, uint64 advance, bool viaOffer
+    );
+    event ReceivableOverdue(uint256 indexed id, address indexed holder, uint64 outstanding);
+    event ReceivableDefaulted(uint256 indexed id, address indexed holder, uint64 outstanding);
+    event RecourseLiabilityRecorded(uint256 indexed id, address indexed seller, address indexed creditor, uint64 amount);
+    event RecourseLiabilityReduced(uint256 indexed id, uint64 liability);
+    event RecourseSettled(uint256 indexed id, address indexed seller, address indexed creditor, uint64 amount);
+
+    error ZeroAmount();
+    error CurrencyNotSettleable(bytes3 currency);
+    error NotHolder(uint256 id, address account);
+    error NotSeller(uint256 id, address account);
+    error RequestAlreadyOpen(uint256 id);
+    error TooManyRequests(uint256 id);
+    error RequestNotOpen(uint256 id, RequestStatus status);
+    error RequestDeadlinePassed(uint256 id, uint40 deadline);
+    error RequestNotExpired(uint256 id, uint40 deadline);
+    error InvalidDeadline(uint40 deadline, uint40 dueDate);
+    error AdvanceExceedsOutstanding(uint64 advance, uint64 outstanding);
+    error AdvanceBelowAsking(uint64 advance, uint64 askingAdvance);
+    error InvalidExpiry(uint40 expiry, uint40 deadline);
+    error SelfFinancing(address account);
+    error NoOpenOffer(uint256 id, address financier);
+    error OfferExpired(uint256 id, address financier, uint40 expiry);
+    error StaleRequest(uint256 id);
+    error NotConfirmed(uint256 id);
+    error Delinquent(uint256 id, ReceivableRegistry.Delinquency delinquency);
+    error NotYetOverdue(uint256 id, uint256 overdueAt);
+    error NotYetDefaultable(uint256 id, uint256 defaultableAt);
+    error NoRecourseLiability(uint256 id);
+
+    constructor(
+        ReceivableRegistry registry_,
+        SettlementToken settlementToken_,
+        IParticipantRegistry participants_,
+        uint40 gracePeriod_,
+        uint40 defaultPeriod_,
+        Administration memory administration
+    ) ParticipantGated(participants_, administration) {
+        if (address(registry_) == address(0) || address(settlementToken_) == address(0)) revert ZeroAddress();
+        registry = registry_;
+        settlementToken = settlementToken_;
+        settlementCurrency = settlementToken_.currency();
+        _setServicingPeriods(gracePeriod_, defaultPeriod_);
+    }
+
+    /// @notice Sets the grace and default periods (seconds) of the servicing rules.
+    function setServicingPeriods(uint40 gracePeriod_, uint40 defaultPeriod_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setServicingPeriods(gracePeriod_, defaultPeriod_);
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    /// @notice The holder of a confirmed receivable asks for an advance of at least
+    /// `askingAdvance`, open to offers until `deadline` (before the due date).
+    /// @param recourse With recourse, the seller stays liable for what the buyer fails to pay.
+    function requestFinancing(uint256 id, uint64 askingAdvance, uint40 deadline, bool recourse) external {
+        uint32 sellerId = _requireParticipant(msg.sender, Roles.HOLDER);
+        (ReceivableRegistry.Receivable memory receivable, address holder) = registry.receivableWithHolder(id);
+        if (holder != msg.sender) revert NotHolder(id, msg.sender);
+        if (receivable.status != ReceivableRegistry.Status.Confirmed) revert NotConfirmed(id);
+        if (receivable.currency != settlementCurrency) revert CurrencyNotSettleable(receivable.currency);
+        uint64 outstanding = receivable.amount - receivable.repaid;
+        if (askingAdvance == 0) revert ZeroAmount();
+        if (askingAdvance > outstanding) revert AdvanceExceedsOutstanding(askingAdvance, outstanding);
+        // A deadline before the due date also means a live request never meets a delinquent receivable.
+        if (deadline <= block.timestamp || deadline >= receivable.dueDate) {
+            revert InvalidDeadline(deadline, receivable.dueDate);
+        }
+
+        Request memory previous = _requests[id];
+        if (previous.status == RequestStatus.Open) {
+            if (block.timestamp <= previous.deadline) revert RequestAlreadyOpen(id);
+            emit FinancingRequestExpired(id, previous.round);
+        }
+        if (previous.round == type(uint16).max) revert TooManyRequests(id);
+        uint16 round = previous.round + 1;
+        _requests[id] = Request({
+            sellerId: sellerId,
+            askingAdvance: askingAdvance,
+            outstanding: outstanding,
+            deadline: deadline,
+            status: RequestStatus.Open,
+            recourse: recourse,
+            round: round
+        });
+        emit FinancingRequested(id, msg.sender, round, askingAdvance, deadline, recourse);
+    }
+
+    /// @notice The seller withdraws its open request; all offers on it lapse.
+    function cancelRequest(uint256 id) external {
+        uint32 sellerId = _requireParticipant(msg.sender, Roles.HOLDER);
+        Request storage request = _requests[id];
+        if (request.status != RequestStatus.Open) revert RequestNotOpen(id, request.status);
+        if (request.sellerId != sellerId) revert NotSeller(id, msg.sender);
+        request.status = RequestStatus.Cancelled;
+        emit FinancingRequestCancelled(id, request.round);
+    }
+
+    /// @notice Anyone may close a request whose deadline has passed.
+    function expireRequest(uint256 id) external {
+        _requireNotPaused();
+        Request storage request = _requests[id];
+        if (request.status != RequestStatus.Open) revert RequestNotOpen(id, request.status);
+        if (block.timestamp <= request.deadline) revert RequestNotExpired(id, request.deadline);
+        request.status = RequestStatus.Expired;
+        emit FinancingRequestExpired(id, request.round);
+    }
+
+    // ---------------------------------------------------------------- offers
+
+    /// @notice A financier offers `advance` for the receivable, valid until `expiry`; a standing
+    /// commitment to pay it if the seller accepts in time. A second call in the same round
+    /// revises the caller's offer.
+    function makeOffer(uint256 id, uint64 advance, uint40 expiry) external {
+        uint32 financierId = _requireParticipant(msg.sender, Roles.FINANCIER);
+        Request memory request = _liveRequest(id);
+        if (request.sellerId == financierId) revert SelfFinancing(msg.sender);
+        if (advance < request.askingAdvance) revert AdvanceBelowAsking(advance, request.askingAdvance);
+        if (advance > request.outstanding) revert AdvanceExceedsOutstanding(advance, request.outstanding);
+        if (expiry <= block.timestamp || expiry > request.deadline) revert InvalidExpiry(expiry, request.deadline);
+        _offers[id][msg.sender] = Offer({advance: advance, expiry: expiry, round: request.round, status: OfferStatus.Open});
+        emit OfferMade(id, msg.sender, request.round, advance, expiry);
+    }
+
+    /// @notice The financier withdraws its open offer.
+    function withdrawOffer(uint256 id) external {
+        _requireParticipant(msg.sender, Roles.FINANCIER);
+        Offer storage offer = _openOffer(id, msg.sender);
+        offer.status = OfferStatus.Withdrawn;
+        emit OfferWithdrawn(id, msg.sender, offer.round);
+    }
+
+    /// @notice The seller accepts `financier`'s offer: the advance and the receivable change
+    /// hands in this transaction, and every other offer lapses.
+    function acceptOffer(uint256 id, address financier) external nonReentrant {
+        Request memory request = _liveRequest(id);
+        (uint32 sellerId,) = _requireParticipants(msg.sender, Roles.HOLDER, financier, Roles.FINANCIER);
+        if (sellerId != request.sellerId) revert NotSeller(id, msg.sender);
+        Offer memory offer = _openOffer(id, financier);
+        if (offer.expiry < block.timestamp) revert OfferExpired(id, financier, offer.expiry);
+        delete _offers[id][financier];
+        _settle(id, request, msg.sender, financier, offer.advance, true);
+    }
+
+    /// @notice A financier funds an open request outright at its asking advance.
+    function fundRequest(uint256 id) external nonReentrant {
+        Request memory request = _liveRequest(id);
+        address seller = participants.accountOf(request.sellerId);
+        if (seller == msg.sender) revert SelfFinancing(msg.sender);
+        _requireParticipants(seller, Roles.HOLDER, msg.sender, Roles.FINANCIER);
+        _settle(id, request, seller, msg.sender, request.askingAdvance, false);
+    }
+
+    /// @dev Delivery versus payment: both legs or neither. The caller has checked that seller
+    /// and financier are active. The registry refuses to move the receivable unless `seller`
+    /// still holds it confirmed; then the advance must still be covered by what the buyer
+    /// owes. Effects first; token and registry call nothing back.
+    function _settle(uint256 id, Request memory request, address seller, address financier, uint64 advance, bool viaOffer)
+        private
+    {
+        _requests[id].status = RequestStatus.Funded;
+        emit FinancingSettled(id, seller, financier, request.round, advance, viaOffer);
+
+        settlementToken.settlementTransfer(financier, seller, advance);
+        uint64 outstanding = registry.transferBySettlement(seller, financier, id);
+        if (advance > outstanding) revert StaleRequest(id);
+    }
+
+    // ---------------------------------------------------------------- servicing
+
+    /// @notice The buyer pays `amount` of a confirmed receivable to its current holder.
+    function repay(uint256 id, uint64 amount) external nonReentrant {
+        uint32 buyerId = _requireParticipant(msg.sender, Roles.BUYER);
+        (address holder, uint64 outstanding, ReceivableRegistry.Delinquency delinquency) =
+            registry.recordRepayment(id, buyerId, amount);
+        _requireParticipant(holder, Roles.ANY);
+        if (delinquency == ReceivableRegistry.Delinquency.Defaulted && recourseLiability[id] > outstanding) {
+            recourseLiability[id] = outstanding;
+            emit RecourseLiabilityReduced(id, outstanding);
+        }
+        settlementToken.settlementTransfer(msg.sender, holder, amount);
+    }
+
+    /// @notice The holder marks a receivable overdue once its due date plus the grace period
+    /// has passed unpaid.
+    function markOverdue(uint256 id) external {
+        ReceivableRegistry.Receivable memory receivable = _servicedByHolder(id);
+        if (receivable.delinquency != ReceivableRegistry.Delinquency.None) revert Delinquent(id, receivable.delinquency);
+        uint256 overdueAt = uint256(receivable.dueDate) + gracePeriod;
+        if (block.timestamp <= overdueAt) revert NotYetOverdue(id, overdueAt);
+        registry.setDelinquency(id, ReceivableRegistry.Delinquency.Overdue);
+        emit ReceivableOverdue(id, msg.sender, receivable.amount - receivable.repaid);
+    }
+
+    /// @notice The holder marks an overdue receivable defaulted once the default period has
+    /// also passed. If the holder bought it with recourse, the seller becomes liable for the
+    /// shortfall.
+    function markDefaulted(uint256 id) external {
+        ReceivableRegistry.Receivable memory receivable = _servicedByHolder(id);
+        if (receivable.delinquency != ReceivableRegistry.Delinquency.Overdue) revert Delinquent(id, receivable.delinquency);
+        uint256 defaultableAt = uint256(receivable.dueDate) + gracePeriod + defaultPeriod;
+        if (block.timestamp <= defaultableAt) revert NotYetDefaultable(id, defaultableAt);
+        uint64 outstanding = receivable.amount - receivable.repaid;
+        registry.setDelinquency(id, ReceivableRegistry.Delinquency.Defaulted);
+        emit ReceivableDefaulted(id, msg.sender, outstanding);
+        address seller = _recourseSeller(id);
+        if (seller != address(0) && seller != msg.sender) {
+            recourseLiability[id] = outstanding;
+            emit RecourseLiabilityRecorded(id, seller, msg.sender, outstanding);
+        }
+    }
+
+    /// @notice The liable seller buys a defaulted receivable back: it pays its recorded
+    /// liability to the holder and takes the receivable, in one transaction.
+    function settleRecourse(uint256 id) external nonReentrant {
+        uint64 liability = recourseLiability[id];
+        if (liability == 0 || _recourseSeller(id) != msg.sender) revert NoRecourseLiability(id);
+        address holder = registry.ownerOf(id);
+        _requireParticipants(msg.sender, Roles.HOLDER, holder, Roles.HOLDER);
+        recourseLiability[id] = 0;
+        emit RecourseSettled(id, msg.sender, holder, liability);
+        settlementToken.settlementTransfer(msg.sender, holder, liability);
+        registry.transferBySettlement(holder, msg.sender, id);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice The current (or last) financing request of a receivable, with its seller.
+    function getRequest(uint256 id) external view returns (Request memory request, address seller) {
+        request = _requests[id];
+        seller = participants.accountOf(request.sellerId);
+    }
+
+    /// @notice `financier`'s offer on a receivable. An open offer of a past round, on a request
+    /// no longer open, or past its expiry reads as lapsed (`lapsed` true). An accepted offer
+    /// reads as None: the FinancingSettled event records it.
+    function getOffer(uint256 id, address financier) external view returns (Offer memory offer, bool lapsed) {
+        offer = _offers[id][financier];
+        Request storage request = _requests[id];
+        lapsed = offer.status == OfferStatus.Open
+            && (offer.round != request.round || request.status != RequestStatus.Open || offer.expiry < block.timestamp);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _setServicingPeriods(uint40 gracePeriod_, uint40 defaultPeriod_) private {
+        gracePeriod = gracePeriod_;
+        defaultPeriod = defaultPeriod_;
+        emit ServicingPeriodsChanged(gracePeriod_, defaultPeriod_);
+    }
+
+    /// @dev The seller of the last funded request, when that financing was with recourse.
+    function _recourseSeller(uint256 id) private view returns (address) {
+        Request storage request = _requests[id];
+        if (request.status != RequestStatus.Funded || !request.recourse) return address(0);
+        return participants.accountOf(request.sellerId);
+    }
+
+    function _liveRequest(uint256 id) private view returns (Request memory request) {
+        request = _requests[id];
+        if (request.status != RequestStatus.Open) revert RequestNotOpen(id, request.status);
+        if (block.timestamp > request.deadline) revert RequestDeadlinePassed(id, request.deadline);
+    }
+
+    function _openOffer(uint256 id, address financier) private view returns (Offer storage offer) {
+        offer = _offers[id][financier];
+        if (offer.status != OfferStatus.Open || offer.round != _requests[id].round) revert NoOpenOffer(id, financier);
+    }
+
+    function _servicedByHolder(uint256 id) private view returns (ReceivableRegistry.Receivable memory receivable) {
+        _requireParticipant(msg.sender, Roles.HOLDER);
+        address holder;
+        (receivable, holder) = registry.receivableWithHolder(id);
+        if (holder != msg.sender) revert NotHolder(id, msg.sender);
+        if (receivable.status != ReceivableRegistry.Status.Confirmed) revert NotConfirmed(id);
+    }
+}
