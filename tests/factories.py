@@ -1,0 +1,151 @@
+"""Factories for ledger objects and a small facade over a deployed Anchorline, shared by the
+contract tests on eth-tester and on anvil.
+
+Every transaction goes through `backend.chain.transactions.send`, the same signing path the
+product uses, so a revert surfaces as `TransactionReverted` with the decoded custom error.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from backend.chain import transactions
+from backend.chain.deploy import Deployment
+from backend.chain.transactions import TransactionReverted
+
+SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
+DAY = 86_400
+CNY = b"CNY"
+
+# Receivable statuses and other enums, as the contracts number them.
+STATUS = {name: i for i, name in enumerate(["None", "Registered", "Confirmed", "Disputed", "Cancelled", "Split", "Repaid"])}
+REQUEST_STATUS = {name: i for i, name in enumerate(["None", "Open", "Funded", "Cancelled", "Expired"])}
+DELINQUENCY = {name: i for i, name in enumerate(["None", "Overdue", "Defaulted"])}
+
+_invoice_numbers = itertools.count(1)
+
+
+def invoice_number_hash(number: str | None = None) -> bytes:
+    """What the chain stores of an invoice number: its SHA-256, never the number itself."""
+    return hashlib.sha256((number or f"INV-{next(_invoice_numbers):06d}").encode()).digest()
+
+
+def registration(
+    buyer: str,
+    *,
+    amount: int = 1_000_000,
+    issue_date: int,
+    due_date: int,
+    currency: bytes = CNY,
+    number: str | None = None,
+    document: bytes | None = None,
+) -> tuple[Any, ...]:
+    """A `ReceivableRegistry.Registration` tuple."""
+    document_hash = hashlib.sha256(document or invoice_number_hash(number)).digest()
+    return (buyer, amount, currency, issue_date, due_date, invoice_number_hash(number), document_hash)
+
+
+@contextmanager
+def reverts(error_name: str) -> Iterator[dict[str, Any]]:
+    """Expect a transaction to revert with the custom error `error_name`; yields a dict that
+    holds the decoded error's arguments under "args" afterwards."""
+    caught: dict[str, Any] = {}
+    with pytest.raises(TransactionReverted) as info:
+        yield caught
+    assert info.value.error is not None, f"reverted without a known custom error: {info.value}"
+    assert info.value.error.name == error_name, f"expected {error_name}, got {info.value.error}"
+    caught["args"] = info.value.error.args
+
+
+@dataclass
+class Ledger:
+    """A deployed Anchorline and the accounts acting on it."""
+
+    w3: Web3
+    deployment: Deployment
+    operator: LocalAccount
+    funder: LocalAccount  # pays gas money to the accounts the tests create
+    participants: Contract = field(init=False)
+    token: Contract = field(init=False)
+    registry: Contract = field(init=False)
+    financing: Contract = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.participants = self.deployment.contract(self.w3, "ParticipantRegistry")
+        self.token = self.deployment.contract(self.w3, "SettlementToken")
+        self.registry = self.deployment.contract(self.w3, "ReceivableRegistry")
+        self.financing = self.deployment.contract(self.w3, "Financing")
+        self._refs = itertools.count(1)
+
+    # ------------------------------------------------------------------ plumbing
+    def send(self, account: LocalAccount, call: Any) -> Any:
+        return transactions.send(self.w3, account, call)
+
+    def now(self) -> int:
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    def new_account(self) -> LocalAccount:
+        account = Account.create()
+        self.send(self.funder, {"to": account.address, "value": Web3.to_wei(1, "ether")})
+        return account
+
+    def participant(self, roles: int) -> LocalAccount:
+        """A new, funded account onboarded with `roles`."""
+        account = self.new_account()
+        self.send(self.operator, self.participants.functions.onboard(account.address, roles, b"\x01" * 32))
+        return account
+
+    def mint(self, account: LocalAccount, amount: int) -> None:
+        ref = next(self._refs).to_bytes(32, "big")
+        self.send(self.operator, self.token.functions.mint(account.address, amount, ref))
+
+    def balance(self, account: LocalAccount | str) -> int:
+        return self.token.functions.balanceOf(getattr(account, "address", account)).call()
+
+    # ------------------------------------------------------------------ receivables
+    def registration(self, buyer: LocalAccount, **kwargs: Any) -> tuple[Any, ...]:
+        now = self.now()
+        kwargs.setdefault("issue_date", now - DAY)
+        kwargs.setdefault("due_date", now + 90 * DAY)
+        return registration(buyer.address, **kwargs)
+
+    def register(self, supplier: LocalAccount, buyer: LocalAccount, **kwargs: Any) -> int:
+        entry = self.registration(buyer, **kwargs)
+        self.send(supplier, self.registry.functions.register(entry))
+        return self.receivable_id(supplier, entry)
+
+    def receivable_id(self, supplier: LocalAccount, entry: tuple[Any, ...]) -> int:
+        return self.registry.functions.receivableId(supplier.address, entry[0], entry[5]).call()
+
+    def confirmed(self, supplier: LocalAccount, buyer: LocalAccount, **kwargs: Any) -> int:
+        receivable = self.register(supplier, buyer, **kwargs)
+        self.send(buyer, self.registry.functions.confirm(receivable))
+        return receivable
+
+    def receivable(self, receivable_id: int) -> dict[str, Any]:
+        names = ("buyer", "holder", "amount", "repaid", "due_date", "currency", "status", "delinquency", "parent_id")
+        return dict(zip(names, self.registry.functions.getReceivable(receivable_id).call()))
+
+    def status(self, receivable_id: int) -> str:
+        return next(k for k, v in STATUS.items() if v == self.receivable(receivable_id)["status"])
+
+    # ------------------------------------------------------------------ financing
+    def request(self, seller: LocalAccount, receivable_id: int, asking: int, *, deadline_in: int = 30 * DAY, recourse: bool = False) -> None:
+        self.send(seller, self.financing.functions.requestFinancing(receivable_id, asking, self.now() + deadline_in, recourse))
+
+    def offer(self, financier: LocalAccount, receivable_id: int, advance: int, *, expiry_in: int = 20 * DAY) -> None:
+        self.send(financier, self.financing.functions.makeOffer(receivable_id, advance, self.now() + expiry_in))
+
+    def get_request(self, receivable_id: int) -> dict[str, Any]:
+        request, seller = self.financing.functions.getRequest(receivable_id).call()
+        names = ("seller_id", "asking_advance", "outstanding", "deadline", "status", "recourse", "round")
+        return {**dict(zip(names, request)), "seller": seller}
