@@ -302,7 +302,8 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         recourseLiability[id] = 0;
         emit RecourseSettled(id, msg.sender, holder, liability);
         settlementToken.settlementTransfer(msg.sender, holder, liability);
-        registry.transferBySettlement(holder, msg.sender, id);
+        // Repayments only ever lower the liability to what is outstanding; this keeps it so.
+        if (registry.transferBySettlement(holder, msg.sender, id) < liability) revert NoRecourseLiability(id);
     }
 
     // ---------------------------------------------------------------- views

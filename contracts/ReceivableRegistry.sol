@@ -149,11 +149,11 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
         if (count == 0) revert EmptyBatch();
         _requireParticipant(msg.sender, Roles.SUPPLIER);
         // A batch usually bills few buyers: ask the participant registry once per run of a buyer.
-        address checkedBuyer;
-        uint32 buyerId;
+        address checkedBuyer = address(0);
+        uint32 buyerId = 0;
         for (uint256 i; i < count; ++i) {
             address buyer = registrations[i].buyer;
-            if (buyer != checkedBuyer) {
+            if (i == 0 || buyer != checkedBuyer) {
                 buyerId = _requireParticipant(buyer, Roles.BUYER);
                 checkedBuyer = buyer;
             }
@@ -252,7 +252,7 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
         if (parent.delinquency != Delinquency.None) revert Delinquent(id, parent.delinquency);
 
         Receivable memory template = parent;
-        uint256 total;
+        uint256 total = 0;
         childIds = new uint256[](parts);
         for (uint256 i; i < parts; ++i) {
             if (amounts[i] == 0) revert ZeroAmount();

@@ -119,7 +119,7 @@ def test_standard_json_input_inlines_the_import_closure(built: tuple[Path, Path,
     assert "@openzeppelin/contracts/access/Ownable.sol" not in sources  # only named in a comment
     assert all(source["content"] for source in sources.values())
     assert compiler_input["settings"]["evmVersion"] == "cancun"
-    assert compiler_input["settings"]["optimizer"] == {"enabled": True, "runs": 200}
+    assert compiler_input["settings"]["optimizer"] == {"enabled": True, "runs": OPTIMIZER_RUNS}
     assert sorted(compiler_input["settings"]["outputSelection"]) == ["contracts/Token.sol", "contracts/lib/Base.sol"]
 
 
