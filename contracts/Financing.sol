@@ -35,7 +35,8 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
 
     /// @dev One slot. One request per receivable at a time; `round` counts them, and an offer
     /// is only good for the round it was made in, so a new request never revives old offers.
-    /// The last funded request stays here: it names the seller liable under recourse.
+    /// A funded request stays here until the next request replaces it; then who is liable
+    /// under its recourse moves to `_fundedRecourseSellerId`.
     struct Request {
         uint32 sellerId; // participant id of the holder who asked
         uint64 askingAdvance;
@@ -68,6 +69,9 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     mapping(uint256 receivableId => mapping(address financier => Offer)) private _offers;
     /// @notice What the recourse seller owes the holder of a defaulted receivable.
     mapping(uint256 receivableId => uint64) public recourseLiability;
+    /// @dev The recourse seller of the last funded financing (0: none), kept here once a later
+    /// request has replaced that financing's request. Written only on that rare path.
+    mapping(uint256 receivableId => uint32) private _fundedRecourseSellerId;
 
     event ServicingPeriodsChanged(uint40 gracePeriod, uint40 defaultPeriod);
     event FinancingRequested(
@@ -151,8 +155,19 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
 
         Request memory previous = _requests[id];
         if (previous.status == RequestStatus.Open) {
-            if (block.timestamp <= previous.deadline) revert RequestAlreadyOpen(id);
-            emit FinancingRequestExpired(id, previous.round);
+            if (previous.sellerId != sellerId) {
+                // Its seller passed the receivable on: that request can never settle.
+                emit FinancingRequestCancelled(id, previous.round);
+            } else if (block.timestamp <= previous.deadline) {
+                revert RequestAlreadyOpen(id);
+            } else {
+                emit FinancingRequestExpired(id, previous.round);
+            }
+        } else if (previous.status == RequestStatus.Funded) {
+            // The financing being replaced is, until another one is funded, the one whose
+            // recourse terms apply (an unsold resale must not release the original seller).
+            uint32 recourseSellerId = previous.recourse ? previous.sellerId : 0;
+            if (_fundedRecourseSellerId[id] != recourseSellerId) _fundedRecourseSellerId[id] = recourseSellerId;
         }
         if (previous.round == type(uint16).max) revert TooManyRequests(id);
         uint16 round = previous.round + 1;
@@ -332,11 +347,16 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         emit ServicingPeriodsChanged(gracePeriod_, defaultPeriod_);
     }
 
-    /// @dev The seller of the last funded request, when that financing was with recourse.
+    /// @dev The seller of the last funded financing, when that financing was with recourse.
     function _recourseSeller(uint256 id) private view returns (address) {
         Request storage request = _requests[id];
-        if (request.status != RequestStatus.Funded || !request.recourse) return address(0);
-        return participants.accountOf(request.sellerId);
+        uint32 sellerId;
+        if (request.status == RequestStatus.Funded) {
+            sellerId = request.recourse ? request.sellerId : 0;
+        } else {
+            sellerId = _fundedRecourseSellerId[id];
+        }
+        return sellerId == 0 ? address(0) : participants.accountOf(sellerId);
     }
 
     function _liveRequest(uint256 id) private view returns (Request memory request) {

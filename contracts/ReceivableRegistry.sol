@@ -52,7 +52,7 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
     /// @notice A receivable as the outside world reads it.
     struct ReceivableView {
         address buyer;
-        address holder; // zero once cancelled, split or repaid and retired
+        address holder; // zero once cancelled or split (a repaid receivable keeps its last holder)
         uint64 amount;
         uint64 repaid;
         uint40 dueDate;

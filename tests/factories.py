@@ -17,14 +17,21 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from backend.chain import transactions
+from backend.chain.compiler import build_contracts
 from backend.chain.deploy import Deployment
 from backend.chain.transactions import TransactionReverted
 
 SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
 DAY = 86_400
 CNY = b"CNY"
+HOLDER = SUPPLIER | FINANCIER  # who may hold a receivable (Roles.HOLDER)
+ANY_ROLE = 0  # the role mask every active participant satisfies (Roles.ANY)
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+OPERATOR_ROLE = Web3.keccak(text="OPERATOR_ROLE")
+ZERO_ADDRESS = "0x" + "00" * 20
 
 # Receivable statuses and other enums, as the contracts number them.
 STATUS = {name: i for i, name in enumerate(["None", "Registered", "Confirmed", "Disputed", "Cancelled", "Split", "Repaid"])}
@@ -149,3 +156,45 @@ class Ledger:
         request, seller = self.financing.functions.getRequest(receivable_id).call()
         names = ("seller_id", "asking_advance", "outstanding", "deadline", "status", "recourse", "round")
         return {**dict(zip(names, request)), "seller": seller}
+
+    # ------------------------------------------------------------------ operator's switches
+    def suspend(self, account: LocalAccount, reason: bytes = b"\x01" * 32) -> LocalAccount:
+        self.send(self.operator, self.participants.functions.suspend(account.address, reason))
+        return account
+
+    def pause(self) -> None:
+        """Pause the whole platform (the participant registry is the switch)."""
+        self.send(self.operator, self.participants.functions.pause())
+
+
+# ---------------------------------------------------------------------- calls, events, deployments
+
+
+def call(fn: Any) -> Any:
+    """Run a view call; a revert raises `TransactionReverted`, as a transaction's does, so
+    `reverts("Name")` checks calls too (eth-tester and web3 raise their own types)."""
+    try:
+        return fn.call()
+    except Exception as exc:
+        error = transactions.revert_error(exc)
+        if error is None and "revert" not in str(exc).lower():
+            raise
+        raise TransactionReverted(error, str(exc)) from exc
+
+
+def emitted(receipt: Any, event: Any) -> list[dict[str, Any]]:
+    """The arguments of every `event` (such as `ledger.registry.events.ReceivableConfirmed`)
+    that the event's own contract logged in `receipt`, in log order. (ERC-20 and ERC-721
+    `Transfer` share a topic, so logs are matched by address before they are decoded.)"""
+    own = {"logs": [log for log in receipt["logs"] if log["address"] == event.address]}
+    return [dict(log["args"]) for log in event().process_receipt(own, errors=DISCARD)]
+
+
+def deploy(ledger: Ledger, name: str, *args: Any) -> Contract:
+    """Deploy one more instance of an Anchorline contract (constructor checks, admin rules);
+    a reverting constructor raises `TransactionReverted`."""
+    artifact = build_contracts().artifacts[name]
+    factory = ledger.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = ledger.send(ledger.operator, factory.constructor(*args))
+    return ledger.w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+

@@ -64,9 +64,11 @@ def call_data(fn: Any) -> dict[str, Any]:
 
 
 def fee_fields(w3: Web3) -> dict[str, int]:
-    """EIP-1559 fees where the chain has a base fee; a legacy gas price on free-gas networks."""
+    """EIP-1559 fees where the chain charges a base fee; the node's gas price (zero on a
+    free-gas network such as the devnet or Besu with zeroBaseFee) where it charges none, so
+    accounts holding no ether can still transact there."""
     base_fee = w3.eth.get_block("latest").get("baseFeePerGas")
-    if base_fee is None:
+    if not base_fee:
         return {"gasPrice": w3.eth.gas_price}
     priority = w3.eth.max_priority_fee
     return {"maxFeePerGas": 2 * base_fee + priority, "maxPriorityFeePerGas": priority}

@@ -1,0 +1,8 @@
+#!/usr/bin/env sh
+# `anchorline devnet status` without the rest of the CLI: the logic lives in backend/commands/devnet.py.
+# Arguments are passed on (--instance-dir).
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+python="$root/.venv/bin/python"
+[ -x "$python" ] || python=python3
+PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m backend.commands.devnet status "$@"
