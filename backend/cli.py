@@ -18,3 +18,7 @@ main.add_command(contracts)
 main.add_command(devnet)
 main.add_command(deploy)
 main.add_command(up)
+
+
+if __name__ == "__main__":
+    main()

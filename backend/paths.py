@@ -13,6 +13,8 @@ PROJECT_ROOT = Path(os.environ.get("ANCHORLINE_HOME") or Path(__file__).resolve(
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 BUILD_DIR = PROJECT_ROOT / "build"
-DEPLOYMENTS_DIR = PROJECT_ROOT / "deployments"
+# One JSON file per chain id; tests point ANCHORLINE_DEPLOYMENTS elsewhere so they never
+# overwrite the record of a developer's devnet (which has the same chain id).
+DEPLOYMENTS_DIR = Path(os.environ.get("ANCHORLINE_DEPLOYMENTS") or PROJECT_ROOT / "deployments")
 # Local, never-committed state: devnet pid/log/state, later the Flask instance folder.
 INSTANCE_DIR = Path(os.environ.get("ANCHORLINE_INSTANCE") or PROJECT_ROOT / "instance")

@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.contract import Contract
-from web3.types import TxReceipt
 
-from backend.chain import devnet, transactions
+from backend.chain import client, devnet
+from backend.chain.client import LedgerClient
 from backend.chain.connection import connect
-from backend.chain.deploy import DeploySettings, Deployment, deploy_contracts
+from backend.chain.deploy import DeploySettings, deploy_contracts
 
 SUPPLIER, BUYER, FINANCIER = 1, 2, 4
 DAY = 86_400
@@ -33,12 +29,6 @@ CNY = b"CNY"
 # Periods of zero, so a receivable can be marked overdue and defaulted a few real seconds
 # after its due date; no admin-transfer delay either (nothing here hands the admin role over).
 BENCH_SETTINGS = DeploySettings(grace_period=0, default_period=0, admin_transfer_delay=0)
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -53,32 +43,18 @@ def private_chain() -> Iterator[Chain]:
     """An anvil of our own (the devnet's settings, a temporary directory, a free port),
     stopped when the block exits, whatever happens in it."""
     config = devnet.load_config()
-    with tempfile.TemporaryDirectory(prefix="anchorline-bench-") as tmp:
-        directory = Path(tmp)
-        running, _ = devnet.start(directory, port=free_port(config.host), config=config)
-        try:
-            yield Chain(connect(running.rpc_url), running.rpc_url, config)
-        finally:
-            devnet.stop(directory)
+    with devnet.temporary(config) as node:
+        yield Chain(connect(node.rpc_url), node.rpc_url, config)
 
 
 @dataclass
-class Platform:
+class Platform(LedgerClient):
     """A fresh Anchorline deployment and the operator who runs it."""
 
-    w3: Web3
-    deployment: Deployment
     operator: LocalAccount
-    participants: Contract = field(init=False)
-    token: Contract = field(init=False)
-    registry: Contract = field(init=False)
-    financing: Contract = field(init=False)
 
     def __post_init__(self) -> None:
-        self.participants = self.deployment.contract(self.w3, "ParticipantRegistry")
-        self.token = self.deployment.contract(self.w3, "SettlementToken")
-        self.registry = self.deployment.contract(self.w3, "ReceivableRegistry")
-        self.financing = self.deployment.contract(self.w3, "Financing")
+        super().__post_init__()
         self._refs = itertools.count(1)
         self._invoices = itertools.count(1)
 
@@ -86,18 +62,12 @@ class Platform:
     def deploy(cls, w3: Web3, operator: LocalAccount) -> Platform:
         return cls(w3, deploy_contracts(w3, operator, BENCH_SETTINGS), operator)
 
-    def send(self, account: LocalAccount, call: Any) -> TxReceipt:
-        return transactions.send(self.w3, account, call)
-
-    def now(self) -> int:
-        return self.w3.eth.get_block("latest")["timestamp"]
-
     def onboard(self, account: LocalAccount, roles: int) -> None:
-        self.send(self.operator, self.participants.functions.onboard(account.address, roles, b"\x01" * 32))
+        self.onboard_participant(self.operator, account.address, roles, b"\x01" * 32)
 
     def mint(self, account: LocalAccount, amount: int) -> None:
         ref = hashlib.sha256(f"bench-deposit-{next(self._refs)}".encode()).digest()
-        self.send(self.operator, self.token.functions.mint(account.address, amount, ref))
+        self.mint_tokens(self.operator, account.address, amount, ref)
 
     def registration(
         self, buyer: LocalAccount, *, amount: int = 1_000_000, due_date: int | None = None, now: int | None = None
@@ -105,13 +75,18 @@ class Platform:
         """A `ReceivableRegistry.Registration` tuple for a new, unique invoice."""
         now = self.now() if now is None else now
         number = f"BENCH-{next(self._invoices):07d}"
-        number_hash = hashlib.sha256(number.encode()).digest()
-        document_hash = hashlib.sha256(b"document of " + number.encode()).digest()
-        due = now + 90 * DAY if due_date is None else due_date
-        return (buyer.address, amount, CNY, now - DAY, due, number_hash, document_hash)
+        return client.registration(
+            buyer.address,
+            amount=amount,
+            currency="CNY",
+            issue_date=now - DAY,
+            due_date=now + 90 * DAY if due_date is None else due_date,
+            invoice_number=number,
+            document_sha256=hashlib.sha256(b"document of " + number.encode()).digest(),
+        )
 
     def receivable_id(self, supplier: LocalAccount, entry: tuple[Any, ...]) -> int:
-        return self.registry.functions.receivableId(supplier.address, entry[0], entry[5]).call()
+        return client.receivable_id(supplier.address, entry[0], entry[5])
 
 
 class Rpc:

@@ -1,7 +1,6 @@
 """Shared fixtures: an in-process chain with Anchorline deployed (eth-tester) and a real anvil."""
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -97,20 +96,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.anvil)
 
 
-def _unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def unused_port() -> Callable[[], int]:
     """A function returning a TCP port on 127.0.0.1 that nothing listens on right now."""
-    return _unused_port
+    return lambda: devnet.free_port("127.0.0.1")
 
 
 @pytest.fixture(scope="session")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+def anvil() -> Iterator[AnvilNode]:
     """One private devnet for the session, started by backend/chain/devnet.py (the code behind
     `anchorline devnet start`) on a free port in a temporary directory: the suite never touches
     a developer's devnet on 8545 nor inherits its chain. Skipped only if anvil is not installed."""
@@ -119,18 +112,14 @@ def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
     except devnet.AnvilNotFound as exc:
         pytest.skip(str(exc))
     config = devnet.load_config()
-    directory = tmp_path_factory.mktemp("anvil") / "devnet"
-    node, _ = devnet.start(directory, port=_unused_port(), config=config)
-    try:
+    with devnet.temporary(config) as node:
         yield AnvilNode(
             rpc_url=node.rpc_url,
             chain_id=config.chain_id,
             w3=connect(node.rpc_url),
             accounts=dev_accounts(config.accounts),
-            directory=directory,
+            directory=node.directory,
         )
-    finally:
-        devnet.stop(directory)
 
 
 # ---------------------------------------------------------------------- eth-tester: module-wide setup, speed, clock

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
@@ -19,9 +19,9 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from backend.chain import transactions
+from backend.chain import client
+from backend.chain.client import LedgerClient
 from backend.chain.compiler import build_contracts
-from backend.chain.deploy import Deployment
 from backend.chain.transactions import TransactionReverted
 
 SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
@@ -42,8 +42,8 @@ _invoice_numbers = itertools.count(1)
 
 
 def invoice_number_hash(number: str | None = None) -> bytes:
-    """What the chain stores of an invoice number: its SHA-256, never the number itself."""
-    return hashlib.sha256((number or f"INV-{next(_invoice_numbers):06d}").encode()).digest()
+    """The hash of `number`, or of a fresh invoice number when none is given."""
+    return client.invoice_number_hash(number or f"INV-{next(_invoice_numbers):06d}")
 
 
 def registration(
@@ -56,9 +56,19 @@ def registration(
     number: str | None = None,
     document: bytes | None = None,
 ) -> tuple[Any, ...]:
-    """A `ReceivableRegistry.Registration` tuple."""
-    document_hash = hashlib.sha256(document or invoice_number_hash(number)).digest()
-    return (buyer, amount, currency, issue_date, due_date, invoice_number_hash(number), document_hash)
+    """A `ReceivableRegistry.Registration` tuple, for a fresh invoice number unless one is given.
+    The currency is raw bytes so tests can also state malformed ones."""
+    number = number or f"INV-{next(_invoice_numbers):06d}"
+    entry = client.registration(
+        buyer,
+        amount=amount,
+        currency="CNY",
+        issue_date=issue_date,
+        due_date=due_date,
+        invoice_number=number,
+        document_sha256=hashlib.sha256(document or number.encode()).digest(),
+    )
+    return (entry[0], entry[1], currency, *entry[3:])
 
 
 @contextmanager
@@ -74,31 +84,15 @@ def reverts(error_name: str) -> Iterator[dict[str, Any]]:
 
 
 @dataclass
-class Ledger:
+class Ledger(LedgerClient):
     """A deployed Anchorline and the accounts acting on it."""
 
-    w3: Web3
-    deployment: Deployment
     operator: LocalAccount
     funder: LocalAccount  # pays gas money to the accounts the tests create
-    participants: Contract = field(init=False)
-    token: Contract = field(init=False)
-    registry: Contract = field(init=False)
-    financing: Contract = field(init=False)
 
     def __post_init__(self) -> None:
-        self.participants = self.deployment.contract(self.w3, "ParticipantRegistry")
-        self.token = self.deployment.contract(self.w3, "SettlementToken")
-        self.registry = self.deployment.contract(self.w3, "ReceivableRegistry")
-        self.financing = self.deployment.contract(self.w3, "Financing")
+        super().__post_init__()
         self._refs = itertools.count(1)
-
-    # ------------------------------------------------------------------ plumbing
-    def send(self, account: LocalAccount, call: Any) -> Any:
-        return transactions.send(self.w3, account, call)
-
-    def now(self) -> int:
-        return self.w3.eth.get_block("latest")["timestamp"]
 
     def new_account(self) -> LocalAccount:
         account = Account.create()
@@ -108,12 +102,11 @@ class Ledger:
     def participant(self, roles: int) -> LocalAccount:
         """A new, funded account onboarded with `roles`."""
         account = self.new_account()
-        self.send(self.operator, self.participants.functions.onboard(account.address, roles, b"\x01" * 32))
+        self.onboard_participant(self.operator, account.address, roles, b"\x01" * 32)
         return account
 
     def mint(self, account: LocalAccount, amount: int) -> None:
-        ref = next(self._refs).to_bytes(32, "big")
-        self.send(self.operator, self.token.functions.mint(account.address, amount, ref))
+        self.mint_tokens(self.operator, account.address, amount, next(self._refs).to_bytes(32, "big"))
 
     def balance(self, account: LocalAccount | str) -> int:
         return self.token.functions.balanceOf(getattr(account, "address", account)).call()
@@ -168,18 +161,6 @@ class Ledger:
 
 
 # ---------------------------------------------------------------------- calls, events, deployments
-
-
-def call(fn: Any) -> Any:
-    """Run a view call; a revert raises `TransactionReverted`, as a transaction's does, so
-    `reverts("Name")` checks calls too (eth-tester and web3 raise their own types)."""
-    try:
-        return fn.call()
-    except Exception as exc:
-        error = transactions.revert_error(exc)
-        if error is None and "revert" not in str(exc).lower():
-            raise
-        raise TransactionReverted(error, str(exc)) from exc
 
 
 def emitted(receipt: Any, event: Any) -> list[dict[str, Any]]:

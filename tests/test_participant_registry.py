@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from backend.chain.transactions import call
 from tests.factories import (
     ANY_ROLE,
     AUDITOR,
@@ -15,7 +16,6 @@ from tests.factories import (
     OPERATOR_ROLE,
     SUPPLIER,
     ZERO_ADDRESS,
-    call,
     deploy,
     emitted,
     reverts,

@@ -7,6 +7,8 @@ import pytest
 from eth_abi import encode
 from web3 import Web3
 
+from backend.chain import client
+from backend.chain.transactions import call
 from tests.factories import (
     BUYER,
     DAY,
@@ -14,7 +16,6 @@ from tests.factories import (
     STATUS,
     SUPPLIER,
     ZERO_ADDRESS,
-    call,
     deploy,
     emitted,
     reverts,
@@ -647,3 +648,13 @@ def test_constructor_needs_a_registry_and_a_servicer(ledger):
     registry = deploy(ledger, "ReceivableRegistry", ledger.participants.address, ledger.financing.address, administration)
     assert registry.functions.servicer().call() == ledger.financing.address
 
+
+
+def test_the_back_end_derives_the_same_receivable_id_as_the_contract(ledger, actors):
+    """The back end computes an invoice's id before its registration is mined."""
+    entry = ledger.registration(actors.buyer, number="INV-2026-0042")
+    assert entry[5] == client.invoice_number_hash("INV-2026-0042")
+    expected = client.receivable_id(actors.supplier.address, actors.buyer.address, entry[5])
+    assert ledger.receivable_id(actors.supplier, entry) == expected
+    ledger.send(actors.supplier, ledger.registry.functions.register(entry))
+    assert ledger.receivable(expected)["holder"] == actors.supplier.address

@@ -20,9 +20,10 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
+from backend import paths
 from backend.chain import transactions
 from backend.chain.compiler import build_contracts
-from backend.paths import BUILD_DIR, DEPLOYMENTS_DIR
+from backend.paths import BUILD_DIR
 
 CONTRACT_NAMES = ("ParticipantRegistry", "SettlementToken", "ReceivableRegistry", "Financing")
 DAY = 86_400
@@ -71,9 +72,13 @@ class Deployment:
     compiler_version: str
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def contract(self, w3: Web3, name: str, build_dir: Path = BUILD_DIR) -> Contract:
-        abi = build_contracts(build_dir=build_dir).artifacts[name]["abi"]
-        return w3.eth.contract(address=self.addresses[name], abi=abi)
+    def contracts(self, w3: Web3, build_dir: Path = BUILD_DIR) -> dict[str, Contract]:
+        """The four deployed contracts, by name."""
+        artifacts = build_contracts(build_dir=build_dir).artifacts
+        return {
+            name: w3.eth.contract(address=address, abi=artifacts[name]["abi"])
+            for name, address in self.addresses.items()
+        }
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -156,11 +161,11 @@ def is_live(w3: Web3, deployment: Deployment) -> bool:
     )
 
 
-def deployment_path(chain_id: int, deployments_dir: Path = DEPLOYMENTS_DIR) -> Path:
-    return deployments_dir / f"{chain_id}.json"
+def deployment_path(chain_id: int, deployments_dir: Path | None = None) -> Path:
+    return (deployments_dir or paths.DEPLOYMENTS_DIR) / f"{chain_id}.json"
 
 
-def save_deployment(deployment: Deployment, deployments_dir: Path = DEPLOYMENTS_DIR) -> Path:
+def save_deployment(deployment: Deployment, deployments_dir: Path | None = None) -> Path:
     path = deployment_path(deployment.chain_id, deployments_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -169,7 +174,7 @@ def save_deployment(deployment: Deployment, deployments_dir: Path = DEPLOYMENTS_
     return path
 
 
-def load_deployment(chain_id: int, deployments_dir: Path = DEPLOYMENTS_DIR) -> Deployment | None:
+def load_deployment(chain_id: int, deployments_dir: Path | None = None) -> Deployment | None:
     path = deployment_path(chain_id, deployments_dir)
     return Deployment.from_json(path.read_text()) if path.exists() else None
 

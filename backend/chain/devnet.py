@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -283,6 +284,28 @@ def stop(directory: Path, *, timeout: float = STOP_TIMEOUT_SECONDS) -> StopResul
             time.sleep(0.05)
         pid_file(directory).unlink(missing_ok=True)
         return StopResult(StopOutcome.STOPPED, pid)
+
+
+def free_port(host: str) -> int:
+    """A TCP port on `host` that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def temporary(config: DevnetConfig | None = None) -> Iterator[RunningDevnet]:
+    """A devnet of one's own (a temporary directory, a free port) for tests and benchmarks,
+    stopped and deleted when the block exits, whatever happens in it. It never touches the
+    developer's devnet on the configured port nor inherits its chain."""
+    config = config or load_config()
+    with tempfile.TemporaryDirectory(prefix="anchorline-devnet-") as tmp:
+        directory = Path(tmp)
+        node, _ = start(directory, port=free_port(config.host), config=config)
+        try:
+            yield node
+        finally:
+            stop(directory)
 
 
 def _wait_until_serving(

@@ -56,6 +56,18 @@ def _reverted(exc: Exception) -> TransactionReverted | None:
     return TransactionReverted(error, str(exc))
 
 
+def call(fn: Any) -> Any:
+    """Run a web3 contract view call; a revert raises TransactionReverted, as a transaction's
+    does, with the decoded custom error (nodes and test chains raise their own types)."""
+    try:
+        return fn.call()
+    except Exception as exc:
+        reverted = _reverted(exc)
+        if reverted is None:
+            raise
+        raise reverted from exc
+
+
 def call_data(fn: Any) -> dict[str, Any]:
     """`to`, `data` and `value` of a web3 contract function or constructor call, built
     locally (web3's own build_transaction would estimate gas and raise a bare revert)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from backend.chain import devnet as chain_devnet
+from backend.chain.compiler import CompilationError
 from backend.chain.connection import RPC_URL_ENV, ChainError, connect, dev_accounts
 from backend.chain.deploy import DeploymentError
 from backend.chain.transactions import TransactionReverted
@@ -21,24 +22,34 @@ from backend.commands.deploy import ensure_deployed, summary
 
 @click.command()
 @click.option("--detach", is_flag=True, help="Return after start-up and leave the devnet running.")
-def up(detach: bool) -> None:
+@click.option("--port", type=click.IntRange(1, 65535), help="Devnet RPC port (default: devnet.json's).")
+def up(detach: bool, port: int | None) -> None:
     """Start the devnet, deploy the contracts, print a summary, and run until Ctrl-C."""
+    # From the first moment, Ctrl-C (or SIGTERM) means "stop what was started": a signal during
+    # start-up lets start-up finish, then everything is stopped again.
+    stopping = threading.Event()
+    if not detach:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
     started_devnet = None
+    rpc_url = os.environ.get(RPC_URL_ENV)
+    on_devnet = not rpc_url
     try:
-        if not os.environ.get(RPC_URL_ENV):
+        if on_devnet:
             directory = chain_devnet.default_directory()
-            node, started = chain_devnet.start(directory)
+            node, started = chain_devnet.start(directory, port=port)
             started_devnet = directory if started else None
+            rpc_url = node.rpc_url
             click.echo(f"devnet {'started' if started else 'already running'} at {node.rpc_url} (pid {node.pid})")
-        w3 = connect()
+        w3 = connect(rpc_url)
         deployment, deployed = ensure_deployed(w3)
-    except (chain_devnet.DevnetError, ChainError, DeploymentError, TransactionReverted) as exc:
+    except (chain_devnet.DevnetError, ChainError, DeploymentError, TransactionReverted, CompilationError) as exc:
         _stop(started_devnet)
         raise click.ClickException(str(exc)) from exc
     click.echo(("deployed" if deployed else "found the existing deployment of") + " Anchorline:")
     for line in summary(w3, deployment):
         click.echo(f"  {line}")
-    if not os.environ.get(RPC_URL_ENV):
+    if on_devnet:
         click.echo("  development accounts (public mnemonic, see hardhat-free-devnet/README.md):")
         for index, account in enumerate(dev_accounts(4)):
             click.echo(f"    #{index} {account.address}")
@@ -46,9 +57,6 @@ def up(detach: bool) -> None:
         click.echo("detached: stop the devnet with `anchorline devnet stop`")
         return
     click.echo("running; press Ctrl-C to stop")
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
     stopping.wait()
     _stop(started_devnet)
     click.echo("stopped")

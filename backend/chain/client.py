@@ -1,0 +1,86 @@
+"""A handle on one Anchorline deployment: its contracts and the calls every user of them makes.
+
+The one place that knows how an invoice becomes a `Registration` (the invoice number only ever
+leaves as its SHA-256) and how a receivable id is derived, so the back end, the benchmarks and
+the tests agree with the contract byte for byte.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi import encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from backend.chain import transactions
+from backend.chain.deploy import Deployment
+
+
+def invoice_number_hash(invoice_number: str) -> bytes:
+    """What the ledger stores of an invoice number: its SHA-256, never the number itself."""
+    return hashlib.sha256(invoice_number.strip().encode()).digest()
+
+
+def registration(
+    buyer: str,
+    *,
+    amount: int,
+    currency: str,
+    issue_date: int,
+    due_date: int,
+    invoice_number: str,
+    document_sha256: bytes,
+) -> tuple[Any, ...]:
+    """A `ReceivableRegistry.Registration` tuple (amount in the currency's minor units)."""
+    return (
+        to_checksum_address(buyer),
+        amount,
+        currency.encode("ascii"),
+        issue_date,
+        due_date,
+        invoice_number_hash(invoice_number),
+        document_sha256,
+    )
+
+
+def receivable_id(supplier: str, buyer: str, number_hash: bytes) -> int:
+    """The id `ReceivableRegistry.receivableId` derives, computed locally (no call needed)."""
+    return int.from_bytes(keccak(encode(["address", "address", "bytes32"], [supplier, buyer, number_hash])), "big")
+
+
+@dataclass
+class LedgerClient:
+    """The deployed contracts on a connected chain."""
+
+    w3: Web3
+    deployment: Deployment
+    participants: Contract = field(init=False)
+    token: Contract = field(init=False)
+    registry: Contract = field(init=False)
+    financing: Contract = field(init=False)
+
+    def __post_init__(self) -> None:
+        contracts = self.deployment.contracts(self.w3)
+        self.participants = contracts["ParticipantRegistry"]
+        self.token = contracts["SettlementToken"]
+        self.registry = contracts["ReceivableRegistry"]
+        self.financing = contracts["Financing"]
+
+    def send(self, account: LocalAccount, call: Any) -> TxReceipt:
+        """Sign and send a contract call (or plain transaction fields); raise if it reverts."""
+        return transactions.send(self.w3, account, call)
+
+    def now(self) -> int:
+        """The latest block's timestamp: the clock the contracts judge dates by."""
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    def onboard_participant(self, operator: LocalAccount, account: str, roles: int, organisation_ref: bytes) -> TxReceipt:
+        return self.send(operator, self.participants.functions.onboard(account, roles, organisation_ref))
+
+    def mint_tokens(self, operator: LocalAccount, account: str, amount: int, deposit_ref: bytes) -> TxReceipt:
+        return self.send(operator, self.token.functions.mint(account, amount, deposit_ref))
