@@ -61,8 +61,7 @@ class Actors:
     auditor: LocalAccount
 
 
-@pytest.fixture
-def actors(ledger) -> Actors:
+def _cast(ledger: Ledger) -> Actors:
     """One active participant per role, financiers and buyer holding settlement tokens."""
     actors = Actors(
         supplier=ledger.participant(SUPPLIER),
@@ -75,6 +74,12 @@ def actors(ledger) -> Actors:
     for account in (actors.buyer, actors.financier, actors.rival_financier):
         ledger.mint(account, 100_000_000)
     return actors
+
+
+@pytest.fixture
+def actors(ledger) -> Actors:
+    """One active participant per role, financiers and buyer holding settlement tokens."""
+    return _cast(ledger)
 
 
 # ---------------------------------------------------------------------- a real anvil
@@ -150,21 +155,8 @@ def reused_ledger(evm_chain, module_ledger) -> Iterator[Ledger]:
 
 @pytest.fixture(scope="module")
 def module_actors(module_ledger) -> Actors:
-    """The cast of `actors`, onboarded and funded once per module (see `module_ledger`).
-    Deposit references are unique hashes, so tests can still `ledger.mint` from reference 1."""
-    ledger = module_ledger
-    actors = Actors(
-        supplier=ledger.participant(SUPPLIER),
-        buyer=ledger.participant(BUYER),
-        financier=ledger.participant(FINANCIER),
-        sub_supplier=ledger.participant(SUPPLIER),
-        rival_financier=ledger.participant(FINANCIER),
-        auditor=ledger.participant(AUDITOR),
-    )
-    for account in (actors.buyer, actors.financier, actors.rival_financier):
-        ref = Web3.keccak(text=f"module-actors deposit {account.address}")
-        ledger.send(ledger.operator, ledger.token.functions.mint(account.address, 100_000_000, ref))
-    return actors
+    """The cast of `actors`, onboarded and funded once per module (see `module_ledger`)."""
+    return _cast(module_ledger)
 
 
 def _quick_gas_estimate(state, transaction) -> int:

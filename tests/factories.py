@@ -39,6 +39,9 @@ REQUEST_STATUS = {name: i for i, name in enumerate(["None", "Open", "Funded", "C
 DELINQUENCY = {name: i for i, name in enumerate(["None", "Overdue", "Defaulted"])}
 
 _invoice_numbers = itertools.count(1)
+# Deposit references must never repeat on a chain; counted for the whole session, since ledgers
+# of a module and of its tests share one chain.
+_deposit_refs = itertools.count(1)
 
 
 def invoice_number_hash(number: str | None = None) -> bytes:
@@ -92,7 +95,6 @@ class Ledger(LedgerClient):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._refs = itertools.count(1)
 
     def new_account(self) -> LocalAccount:
         account = Account.create()
@@ -106,7 +108,8 @@ class Ledger(LedgerClient):
         return account
 
     def mint(self, account: LocalAccount, amount: int) -> None:
-        self.mint_tokens(self.operator, account.address, amount, next(self._refs).to_bytes(32, "big"))
+        ref = Web3.keccak(text=f"test deposit {next(_deposit_refs)}")
+        self.mint_tokens(self.operator, account.address, amount, ref)
 
     def balance(self, account: LocalAccount | str) -> int:
         return self.token.functions.balanceOf(getattr(account, "address", account)).call()
