@@ -74,7 +74,7 @@ def measure() -> tuple[dict[str, int], dict[str, Any]]:
                 supplier, p.financing.functions.requestFinancing(receivable, ASKING, now + 30 * DAY, False)
             )
             figures["offer"] = gas(financier, p.financing.functions.makeOffer(receivable, ADVANCE, now + 20 * DAY))
-            figures["accept"] = gas(supplier, p.financing.functions.acceptOffer(receivable, financier.address))
+            figures["accept"] = gas(supplier, p.financing.functions.acceptOffer(receivable, financier.address, ADVANCE))
             figures["repay"] = gas(buyer, p.financing.functions.repay(receivable, AMOUNT))
 
         def split_in_two() -> int:

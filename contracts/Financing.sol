@@ -24,7 +24,8 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         Open,
         Funded,
         Cancelled,
-        Expired
+        Expired,
+        Unwound // funded, then reversed when the recourse seller bought the receivable back
     }
 
     enum OfferStatus {
@@ -56,8 +57,11 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         OfferStatus status;
     }
 
+    /// @notice The receivables this contract finances and services.
     ReceivableRegistry public immutable registry;
+    /// @notice The cash that pays advances and repayments.
     SettlementToken public immutable settlementToken;
+    /// @notice The currency of the settlement token: only receivables in it can be financed or repaid here.
     bytes3 public immutable settlementCurrency;
 
     /// @notice After the due date, how long before the holder may mark a receivable overdue.
@@ -113,6 +117,8 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     error NotYetOverdue(uint256 id, uint256 overdueAt);
     error NotYetDefaultable(uint256 id, uint256 defaultableAt);
     error NoRecourseLiability(uint256 id);
+    error OfferChanged(uint256 id, address financier, uint64 advance);
+    error LiabilityExceedsOutstanding(uint256 id, uint64 liability, uint64 outstanding);
 
     constructor(
         ReceivableRegistry registry_,
@@ -227,13 +233,15 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         emit OfferWithdrawn(id, msg.sender, offer.round);
     }
 
-    /// @notice The seller accepts `financier`'s offer: the advance and the receivable change
-    /// hands in this transaction, and every other offer lapses.
-    function acceptOffer(uint256 id, address financier) external nonReentrant {
+    /// @notice The seller accepts `financier`'s offer of `advance`: the advance and the
+    /// receivable change hands in this transaction, and every other offer lapses.
+    /// @param advance The advance the seller saw; a revision of the offer since then reverts.
+    function acceptOffer(uint256 id, address financier, uint64 advance) external nonReentrant {
         Request memory request = _liveRequest(id);
         (uint32 sellerId,) = _requireParticipants(msg.sender, Roles.HOLDER, financier, Roles.FINANCIER);
         if (sellerId != request.sellerId) revert NotSeller(id, msg.sender);
         Offer memory offer = _openOffer(id, financier);
+        if (offer.advance != advance) revert OfferChanged(id, financier, offer.advance);
         if (offer.expiry < block.timestamp) revert OfferExpired(id, financier, offer.expiry);
         delete _offers[id][financier];
         _settle(id, request, msg.sender, financier, offer.advance, true);
@@ -250,8 +258,8 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
 
     /// @dev Delivery versus payment: both legs or neither. The caller has checked that seller
     /// and financier are active. The registry refuses to move the receivable unless `seller`
-    /// still holds it confirmed; then the advance must still be covered by what the buyer
-    /// owes. Effects first; token and registry call nothing back.
+    /// still holds it confirmed; then the buyer must still owe what it owed when the request
+    /// was made (offers were priced on that). Effects first; token and registry call nothing back.
     function _settle(uint256 id, Request memory request, address seller, address financier, uint64 advance, bool viaOffer)
         private
     {
@@ -259,8 +267,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         emit FinancingSettled(id, seller, financier, request.round, advance, viaOffer);
 
         settlementToken.settlementTransfer(financier, seller, advance);
-        uint64 outstanding = registry.transferBySettlement(seller, financier, id);
-        if (advance > outstanding) revert StaleRequest(id);
+        if (registry.transferBySettlement(seller, financier, id) != request.outstanding) revert StaleRequest(id);
     }
 
     // ---------------------------------------------------------------- servicing
@@ -269,7 +276,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     function repay(uint256 id, uint64 amount) external nonReentrant {
         uint32 buyerId = _requireParticipant(msg.sender, Roles.BUYER);
         (address holder, uint64 outstanding, ReceivableRegistry.Delinquency delinquency) =
-            registry.recordRepayment(id, buyerId, amount);
+            registry.recordRepayment(id, buyerId, amount, settlementCurrency);
         _requireParticipant(holder, Roles.ANY);
         if (delinquency == ReceivableRegistry.Delinquency.Defaulted && recourseLiability[id] > outstanding) {
             recourseLiability[id] = outstanding;
@@ -308,17 +315,31 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     }
 
     /// @notice The liable seller buys a defaulted receivable back: it pays its recorded
-    /// liability to the holder and takes the receivable, in one transaction.
+    /// liability to the holder and takes the receivable, in one transaction. The financing is
+    /// unwound; if the seller had itself bought the receivable with recourse, its own seller
+    /// becomes liable to it in turn.
     function settleRecourse(uint256 id) external nonReentrant {
         uint64 liability = recourseLiability[id];
         if (liability == 0 || _recourseSeller(id) != msg.sender) revert NoRecourseLiability(id);
         address holder = registry.ownerOf(id);
         _requireParticipants(msg.sender, Roles.HOLDER, holder, Roles.HOLDER);
+        Request storage request = _requests[id];
+        if (request.status == RequestStatus.Funded) {
+            request.status = RequestStatus.Unwound; // the financing before it governs again
+        } else {
+            _fundedRecourseSellerId[id] = 0; // that was the earliest financing still on record
+        }
+        address earlierSeller = _recourseSeller(id);
         recourseLiability[id] = 0;
         emit RecourseSettled(id, msg.sender, holder, liability);
         settlementToken.settlementTransfer(msg.sender, holder, liability);
+        uint64 outstanding = registry.transferBySettlement(holder, msg.sender, id);
         // Repayments only ever lower the liability to what is outstanding; this keeps it so.
-        if (registry.transferBySettlement(holder, msg.sender, id) < liability) revert NoRecourseLiability(id);
+        if (outstanding < liability) revert LiabilityExceedsOutstanding(id, liability, outstanding);
+        if (earlierSeller != address(0) && earlierSeller != msg.sender) {
+            recourseLiability[id] = outstanding;
+            emit RecourseLiabilityRecorded(id, earlierSeller, msg.sender, outstanding);
+        }
     }
 
     // ---------------------------------------------------------------- views

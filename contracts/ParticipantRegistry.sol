@@ -21,6 +21,7 @@ contract ParticipantRegistry is IParticipantRegistry, Operated, Pausable {
 
     mapping(address account => Participant) private _participants;
     mapping(uint32 id => address) private _accounts;
+    /// @notice How many participants were ever onboarded (the last id given).
     uint32 public participantCount;
 
     event ParticipantOnboarded(address indexed account, uint32 indexed id, uint8 roles, bytes32 organisationRef);

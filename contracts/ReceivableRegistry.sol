@@ -73,6 +73,7 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
         bytes32 documentHash; // SHA-256 of the invoice document
     }
 
+    /// @notice The most children one split may create (child counts are stored in 16 bits).
     uint256 public constant MAX_SPLIT_PARTS = 100;
 
     /// @notice The financing contract: moves receivables in delivery-versus-payment settlements
@@ -99,6 +100,7 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
     event ReceivableSplit(uint256 indexed parentId, uint256[] childIds, uint64[] amounts);
     /// @notice The holder paid is the receivable's owner (see its ERC-721 Transfer events).
     event RepaymentRecorded(uint256 indexed id, uint64 amount, uint64 repaidTotal);
+    event DelinquencyChanged(uint256 indexed id, Delinquency delinquency);
 
     error EmptyBatch();
     error ZeroAmount();
@@ -120,6 +122,7 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
     error Delinquent(uint256 id, Delinquency delinquency);
     error RepaymentExceedsOutstanding(uint256 id, uint64 outstanding);
     error NotServicer(address caller);
+    error CurrencyMismatch(uint256 id, bytes3 currency);
 
     modifier onlyServicer() {
         if (msg.sender != servicer) revert NotServicer(msg.sender);
@@ -302,19 +305,20 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
     }
 
     /// @notice Records the servicer's finding that a receivable is overdue or defaulted (the
-    /// servicer emits the event that says why).
+    /// servicer's own event says why).
     function setDelinquency(uint256 id, Delinquency delinquency) external onlyServicer {
         _receivables[id].delinquency = delinquency;
+        emit DelinquencyChanged(id, delinquency);
     }
 
-    /// @notice Records a repayment by the buyer with participant id `payerId`; the servicer
-    /// moves the money to the holder in the same transaction. Full repayment closes the
-    /// receivable for good (it can no longer move). The servicer is paused on its own, so this
-    /// only follows the registry's pause through the servicer's checks.
+    /// @notice Records a repayment of `amount` in `currency` by the buyer with participant id
+    /// `payerId`; the servicer moves the money to the holder in the same transaction. Full
+    /// repayment closes the receivable for good (it can no longer move). The pause reaches this
+    /// through the servicer's participant checks.
     /// @return holder Who is paid: the current holder.
     /// @return outstanding What remains to be paid after this repayment.
     /// @return delinquency Whether the receivable was overdue or defaulted.
-    function recordRepayment(uint256 id, uint32 payerId, uint64 amount)
+    function recordRepayment(uint256 id, uint32 payerId, uint64 amount, bytes3 currency)
         external
         onlyServicer
         returns (address holder, uint64 outstanding, Delinquency delinquency)
@@ -322,6 +326,7 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
         if (amount == 0) revert ZeroAmount();
         Receivable memory receivable = _receivables[id];
         if (receivable.buyerId != payerId) revert NotBuyer(id, participants.accountOf(payerId));
+        if (receivable.currency != currency) revert CurrencyMismatch(id, receivable.currency);
         if (receivable.status != Status.Confirmed) revert NotConfirmed(id, receivable.status);
         outstanding = receivable.amount - receivable.repaid;
         if (amount > outstanding) revert RepaymentExceedsOutstanding(id, outstanding);
@@ -394,13 +399,15 @@ contract ReceivableRegistry is ERC721, ParticipantGated {
     // ---------------------------------------------------------------- internals
 
     /// @dev Every transfer (not mint or burn) needs a confirmed receivable and active holders
-    /// on both ends (which also stops transfers while the platform is paused).
+    /// on both ends (which also stops transfers while the platform is paused); a transfer by an
+    /// approved operator also needs the operator to be an active participant.
     function _update(address to, uint256 id, address auth) internal override returns (address) {
         address from = _ownerOf(id);
         if (from != address(0) && to != address(0)) {
             Status status = _receivables[id].status;
             if (status != Status.Confirmed) revert NotConfirmed(id, status);
             _requireParticipants(from, Roles.HOLDER, to, Roles.HOLDER);
+            if (auth != from) _requireParticipant(auth, Roles.ANY);
         }
         return super._update(to, id, auth);
     }

@@ -20,6 +20,7 @@ contract SettlementToken is ERC20, ParticipantGated {
     address public immutable settlementAgent;
     uint8 private immutable _decimals;
 
+    /// @notice Whether a deposit or withdrawal reference has been used (each is used once).
     mapping(bytes32 ref => bool) public referenceUsed;
 
     event Minted(address indexed to, uint256 amount, bytes32 indexed depositRef);
@@ -29,6 +30,11 @@ contract SettlementToken is ERC20, ParticipantGated {
     error InvalidCurrency();
     error ReferenceAlreadyUsed(bytes32 ref);
     error NotSettlementAgent(address caller);
+    error InvalidDecimals(uint8 decimals);
+
+    /// @dev Receivable amounts are uint64 minor units: more than 6 decimals would cap an
+    /// invoice at 18 trillion millionths, too little for real trade.
+    uint8 public constant MAX_DECIMALS = 6;
 
     constructor(
         string memory name_,
@@ -41,6 +47,7 @@ contract SettlementToken is ERC20, ParticipantGated {
     ) ERC20(name_, symbol_) ParticipantGated(participants_, administration) {
         if (currency_ == bytes3(0)) revert InvalidCurrency();
         if (settlementAgent_ == address(0)) revert ZeroAddress();
+        if (decimals_ > MAX_DECIMALS) revert InvalidDecimals(decimals_);
         currency = currency_;
         settlementAgent = settlementAgent_;
         _decimals = decimals_;
@@ -68,6 +75,12 @@ contract SettlementToken is ERC20, ParticipantGated {
         if (msg.sender != settlementAgent) revert NotSettlementAgent(msg.sender);
         if (from == address(0) || to == address(0)) revert ZeroAddress();
         super._update(from, to, amount);
+    }
+
+    /// @notice Moves tokens on `from`'s allowance; the spender must be an active participant too.
+    function transferFrom(address from, address to, uint256 value) public override returns (bool) {
+        _requireParticipant(_msgSender(), Roles.ANY);
+        return super.transferFrom(from, to, value);
     }
 
     /// @notice Token units are the currency's minor units (2 for CNY, EUR, USD).

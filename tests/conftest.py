@@ -145,8 +145,8 @@ def module_ledger(evm_chain) -> Iterator[Ledger]:
 @pytest.fixture
 def reused_ledger(evm_chain, module_ledger) -> Iterator[Ledger]:
     """`module_ledger` lent to one test and rolled back after it, as `ledger` is. For modules
-    of many short tests, where building a Ledger per test (it loads the build artifacts four
-    times) costs more than the test itself: such a module overrides `ledger` with it."""
+    of many short tests, where building a Ledger per test (it hashes the sources to find the
+    artifacts) costs more than the test itself: such a module overrides `ledger` with it."""
     tester = evm_chain[0]
     snapshot = tester.take_snapshot()
     yield module_ledger

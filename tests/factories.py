@@ -35,7 +35,7 @@ ZERO_ADDRESS = "0x" + "00" * 20
 
 # Receivable statuses and other enums, as the contracts number them.
 STATUS = {name: i for i, name in enumerate(["None", "Registered", "Confirmed", "Disputed", "Cancelled", "Split", "Repaid"])}
-REQUEST_STATUS = {name: i for i, name in enumerate(["None", "Open", "Funded", "Cancelled", "Expired"])}
+REQUEST_STATUS = {name: i for i, name in enumerate(["None", "Open", "Funded", "Cancelled", "Expired", "Unwound"])}
 DELINQUENCY = {name: i for i, name in enumerate(["None", "Overdue", "Defaulted"])}
 
 _invoice_numbers = itertools.count(1)
@@ -93,9 +93,6 @@ class Ledger(LedgerClient):
     operator: LocalAccount
     funder: LocalAccount  # pays gas money to the accounts the tests create
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-
     def new_account(self) -> LocalAccount:
         account = Account.create()
         self.send(self.funder, {"to": account.address, "value": Web3.to_wei(1, "ether")})
@@ -147,6 +144,11 @@ class Ledger(LedgerClient):
 
     def offer(self, financier: LocalAccount, receivable_id: int, advance: int, *, expiry_in: int = 20 * DAY) -> None:
         self.send(financier, self.financing.functions.makeOffer(receivable_id, advance, self.now() + expiry_in))
+
+    def accept_offer(self, seller: LocalAccount, receivable_id: int, financier: LocalAccount) -> Any:
+        """Accept `financier`'s offer at the advance it stands at now, as a seller who read it."""
+        (advance, *_), _lapsed = self.financing.functions.getOffer(receivable_id, financier.address).call()
+        return self.send(seller, self.financing.functions.acceptOffer(receivable_id, financier.address, advance))
 
     def get_request(self, receivable_id: int) -> dict[str, Any]:
         request, seller = self.financing.functions.getRequest(receivable_id).call()

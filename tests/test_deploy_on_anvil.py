@@ -46,6 +46,13 @@ def test_deploy_records_live_contracts_and_a_second_run_deploys_nothing(anvil: A
     assert anvil.w3.eth.get_transaction_count(anvil.accounts[0].address) == nonce
     assert json.loads((deployments_dir / f"{anvil.chain_id}.json").read_text()) == record
 
+    # A record of contracts built from other sources is not silently reused.
+    stale = {**record, "build_hash": "0" * 64}
+    (deployments_dir / f"{anvil.chain_id}.json").write_text(json.dumps(stale))
+    refused = CliRunner().invoke(deploy_cli, ["--rpc-url", anvil.rpc_url])
+    assert refused.exit_code != 0 and "--force" in refused.output
+    assert anvil.w3.eth.get_transaction_count(anvil.accounts[0].address) == nonce
+
     forced = CliRunner().invoke(deploy_cli, ["--rpc-url", anvil.rpc_url, "--force"], catch_exceptions=False)
     assert forced.exit_code == 0, forced.output
     again = json.loads((deployments_dir / f"{anvil.chain_id}.json").read_text())
@@ -91,7 +98,7 @@ def test_lifecycle_on_anvil_moves_money_and_receivable_together(anvil_ledger: Le
     receivable = ids[0]
     ledger.request(supplier, receivable, 900_00)
     ledger.offer(financier, receivable, 950_00)
-    ledger.send(supplier, ledger.financing.functions.acceptOffer(receivable, financier.address))
+    ledger.accept_offer(supplier, receivable, financier)
     assert ledger.receivable(receivable)["holder"] == financier.address
     assert ledger.balance(supplier) == 950_00
     assert ledger.balance(financier) == 10_000_00 - 950_00
@@ -111,7 +118,7 @@ def test_a_financing_that_cannot_pay_moves_nothing_on_anvil(anvil_ledger: Ledger
     ledger.request(supplier, receivable, 900_00)
     ledger.offer(poor_financier, receivable, 900_00)
     with reverts("ERC20InsufficientBalance"):
-        ledger.send(supplier, ledger.financing.functions.acceptOffer(receivable, poor_financier.address))
+        ledger.accept_offer(supplier, receivable, poor_financier)
     assert ledger.receivable(receivable)["holder"] == supplier.address
     assert ledger.balance(supplier) == 0 and ledger.balance(poor_financier) == 100
 

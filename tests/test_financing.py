@@ -104,7 +104,7 @@ def balances(ledger, *accounts) -> list[int]:
 
 
 def accept(ledger, seller, receivable, financier):
-    return ledger.send(seller, ledger.financing.functions.acceptOffer(receivable, financier.address))
+    return ledger.accept_offer(seller, receivable, financier)
 
 
 def fund(ledger, financier, receivable):
@@ -461,14 +461,20 @@ def test_a_stale_request_cannot_settle_after_the_seller_split_the_receivable(led
     assert request_status(ledger, market.offered) == "Open"
 
 
-def test_an_advance_above_what_is_still_owed_is_stale(ledger, financing, actors, market):
-    repay(ledger, actors.buyer, market.offered, 100_000)  # 900_000 left: below the offer of 950_000
+def test_a_repayment_since_the_request_makes_it_stale(ledger, financing, actors, market):
+    """Offers and the asking advance were priced on what the buyer owed when the request was
+    made: once the buyer has paid part of it, neither an offer nor outright funding settles."""
+    repay(ledger, actors.buyer, market.offered, 100_000)
     with reverts("StaleRequest") as error:
         accept(ledger, actors.supplier, market.offered, actors.financier)
     assert error["args"] == (market.offered,)
+    with reverts("StaleRequest"):
+        fund(ledger, actors.rival_financier, market.offered)
     assert ledger.receivable(market.offered)["holder"] == actors.supplier.address
 
-    # The asking advance is still covered: funding at it settles.
+    # The seller withdraws it and asks again on what is owed now; that settles.
+    ledger.send(actors.supplier, financing.functions.cancelRequest(market.offered))
+    ledger.request(actors.supplier, market.offered, 800_000, deadline_in=DAY)
     fund(ledger, actors.rival_financier, market.offered)
     assert ledger.receivable(market.offered)["holder"] == actors.rival_financier.address
 
@@ -598,15 +604,17 @@ def test_repayment_in_parts(ledger, financing, actors, market):
 
 
 def test_repayment_goes_to_the_current_holder(ledger, financing, actors, market):
-    repay(ledger, actors.buyer, market.offered, 40_000)  # before the financing: to the supplier
-    accept(ledger, actors.supplier, market.offered, actors.financier)
+    repay(ledger, actors.buyer, market.plain, 40_000)  # before the financing: to the supplier
+    ledger.request(actors.supplier, market.plain, ASKING, deadline_in=DAY)
+    ledger.offer(actors.financier, market.plain, OFFER, expiry_in=DAY // 2)
+    accept(ledger, actors.supplier, market.plain, actors.financier)
     financier_after_advance = ledger.balance(actors.financier)
 
-    repay(ledger, actors.buyer, market.offered, AMOUNT - 40_000)  # after: to the financier
+    repay(ledger, actors.buyer, market.plain, AMOUNT - 40_000)  # after: to the financier
 
     assert ledger.balance(actors.supplier) == 40_000 + OFFER
     assert ledger.balance(actors.financier) == financier_after_advance + AMOUNT - 40_000
-    assert ledger.status(market.offered) == "Repaid"
+    assert ledger.status(market.plain) == "Repaid"
 
 
 def test_repayment_refusals(ledger, financing, actors, market):
@@ -657,6 +665,7 @@ def test_overdue_then_defaulted_on_schedule(ledger, financing, actors, market, t
     travel_to(overdue_at + 1)
     receipt = ledger.send(actors.supplier, financing.functions.markOverdue(market.plain))
     assert emitted(receipt, financing.events.ReceivableOverdue) == [{"id": market.plain, "holder": actors.supplier.address, "outstanding": 750_000}]
+    assert emitted(receipt, ledger.registry.events.DelinquencyChanged) == [{"id": market.plain, "delinquency": DELINQUENCY["Overdue"]}]
     assert ledger.receivable(market.plain)["delinquency"] == DELINQUENCY["Overdue"]
     with reverts("Delinquent") as error:
         ledger.send(actors.supplier, financing.functions.markOverdue(market.plain))
@@ -883,7 +892,7 @@ SUSPENDED = {
     # action: (who is suspended, its role mask in the error, set-up returning (caller, call))
     "supplier requests": ("supplier", HOLDER, lambda l, a, m: (a.supplier, l.financing.functions.requestFinancing(m.plain, ASKING, m.deadline, False))),
     "supplier cancels": ("supplier", HOLDER, lambda l, a, m: (a.supplier, l.financing.functions.cancelRequest(m.listed))),
-    "supplier accepts": ("supplier", HOLDER, lambda l, a, m: (a.supplier, l.financing.functions.acceptOffer(m.offered, a.financier.address))),
+    "supplier accepts": ("supplier", HOLDER, lambda l, a, m: (a.supplier, l.financing.functions.acceptOffer(m.offered, a.financier.address, OFFER))),
     "financier funds a suspended supplier": ("supplier", HOLDER, lambda l, a, m: (a.financier, l.financing.functions.fundRequest(m.offered))),
     "supplier marks overdue": ("supplier", HOLDER, lambda l, a, m: (a.supplier, l.financing.functions.markOverdue(m.plain))),
     "supplier marks defaulted": ("supplier", HOLDER, lambda l, a, m: (a.supplier, l.financing.functions.markDefaulted(m.plain))),
@@ -892,7 +901,7 @@ SUSPENDED = {
     "financier withdraws": ("financier", FINANCIER, lambda l, a, m: (a.financier, l.financing.functions.withdrawOffer(m.offered))),
     "financier funds": ("financier", FINANCIER, lambda l, a, m: (a.financier, l.financing.functions.fundRequest(m.offered))),
     "supplier accepts a suspended financier": (
-        "financier", FINANCIER, lambda l, a, m: (a.supplier, l.financing.functions.acceptOffer(m.offered, a.financier.address))
+        "financier", FINANCIER, lambda l, a, m: (a.supplier, l.financing.functions.acceptOffer(m.offered, a.financier.address, OFFER))
     ),
     "buyer repays": ("buyer", BUYER, lambda l, a, m: (a.buyer, l.financing.functions.repay(m.plain, 1_000))),
 }
@@ -916,7 +925,7 @@ PAUSED = {
     "expireRequest": lambda l, a, m: (a.supplier, l.financing.functions.expireRequest(m.listed)),
     "makeOffer": lambda l, a, m: (a.financier, l.financing.functions.makeOffer(m.listed, ASKING, m.expiry)),
     "withdrawOffer": lambda l, a, m: (a.financier, l.financing.functions.withdrawOffer(m.offered)),
-    "acceptOffer": lambda l, a, m: (a.supplier, l.financing.functions.acceptOffer(m.offered, a.financier.address)),
+    "acceptOffer": lambda l, a, m: (a.supplier, l.financing.functions.acceptOffer(m.offered, a.financier.address, OFFER)),
     "fundRequest": lambda l, a, m: (a.rival_financier, l.financing.functions.fundRequest(m.offered)),
     "repay": lambda l, a, m: (a.buyer, l.financing.functions.repay(m.plain, 1_000)),
     "markOverdue": lambda l, a, m: (a.supplier, l.financing.functions.markOverdue(m.plain)),
@@ -958,3 +967,43 @@ def test_constructor_wires_registry_token_and_periods(ledger):
     financing = deploy(ledger, "Financing", registry, token, participants, 3 * DAY, 7 * DAY, administration)
     assert financing.functions.settlementCurrency().call() == b"CNY"
     assert (financing.functions.gracePeriod().call(), financing.functions.defaultPeriod().call()) == (3 * DAY, 7 * DAY)
+
+
+def test_repayment_in_the_settlement_currency_only(ledger, financing, actors):
+    """A receivable in another currency cannot be paid off with this deployment's tokens."""
+    usd = ledger.confirmed(actors.supplier, actors.buyer, amount=1_000, currency=b"USD")
+    with reverts("CurrencyMismatch") as error:
+        repay(ledger, actors.buyer, usd, 1_000)
+    assert error["args"] == (usd, b"USD")
+    assert ledger.status(usd) == "Confirmed"
+
+
+def test_accepting_an_offer_revised_since_the_seller_read_it_reverts(ledger, financing, actors, market):
+    ledger.offer(actors.financier, market.offered, ASKING, expiry_in=DAY // 2)  # revised down
+    with reverts("OfferChanged") as error:
+        ledger.send(actors.supplier, financing.functions.acceptOffer(market.offered, actors.financier.address, OFFER))
+    assert error["args"] == (market.offered, lower(actors.financier), ASKING)
+    assert ledger.receivable(market.offered)["holder"] == actors.supplier.address
+
+
+def test_a_recourse_buy_back_passes_the_liability_down_the_chain(ledger, financing, actors, market, overdue_times, travel_to):
+    """Supplier -> financier with recourse, financier -> rival with recourse; at default the
+    financier buys back from the rival and the supplier becomes liable to the financier."""
+    receivable = finance(ledger, actors, market, recourse=True)
+    ledger.send(actors.financier, financing.functions.requestFinancing(receivable, ASKING, ledger.now() + DAY, True))
+    fund(ledger, actors.rival_financier, receivable)
+    default(ledger, actors.rival_financier, receivable, overdue_times, travel_to)
+    assert financing.functions.recourseLiability(receivable).call() == AMOUNT
+
+    receipt = ledger.send(actors.financier, financing.functions.settleRecourse(receivable))
+    assert emitted(receipt, financing.events.RecourseLiabilityRecorded) == [
+        {"id": receivable, "seller": actors.supplier.address, "creditor": actors.financier.address, "amount": AMOUNT}
+    ]
+    assert ledger.receivable(receivable)["holder"] == actors.financier.address
+    assert ledger.get_request(receivable)["status"] == REQUEST_STATUS["Unwound"]
+
+    ledger.mint(actors.supplier, AMOUNT)
+    receipt = ledger.send(actors.supplier, financing.functions.settleRecourse(receivable))
+    assert emitted(receipt, financing.events.RecourseLiabilityRecorded) == []  # nobody before the supplier
+    assert ledger.receivable(receivable)["holder"] == actors.supplier.address
+    assert financing.functions.recourseLiability(receivable).call() == 0

@@ -586,7 +586,7 @@ def test_servicing_functions_are_for_the_financing_contract_only(ledger, registr
     fn = {
         "transferBySettlement": registry.functions.transferBySettlement(actors.supplier.address, actors.financier.address, confirmed),
         "setDelinquency": registry.functions.setDelinquency(confirmed, 2),
-        "recordRepayment": registry.functions.recordRepayment(confirmed, 2, 1_000),
+        "recordRepayment": registry.functions.recordRepayment(confirmed, 2, 1_000, b"CNY"),
     }[action]
     before = ledger.receivable(confirmed)
     with reverts("NotServicer") as error:
@@ -658,3 +658,19 @@ def test_the_back_end_derives_the_same_receivable_id_as_the_contract(ledger, act
     assert ledger.receivable_id(actors.supplier, entry) == expected
     ledger.send(actors.supplier, ledger.registry.functions.register(entry))
     assert ledger.receivable(expected)["holder"] == actors.supplier.address
+
+
+def test_an_approved_operator_must_be_an_active_participant(ledger, actors):
+    """An ERC-721 approval does not let a suspended participant move a receivable."""
+    receivable = ledger.confirmed(actors.supplier, actors.buyer)
+    registry = ledger.registry
+    ledger.send(actors.supplier, registry.functions.setApprovalForAll(actors.financier.address, True))
+    ledger.suspend(actors.financier)
+    with reverts("ParticipantNotActive") as error:
+        ledger.send(actors.financier, registry.functions.transferFrom(actors.supplier.address, actors.sub_supplier.address, receivable))
+    assert error["args"] == (actors.financier.address.lower(), 0)
+    assert ledger.receivable(receivable)["holder"] == actors.supplier.address
+
+    ledger.send(ledger.operator, ledger.participants.functions.reinstate(actors.financier.address))
+    ledger.send(actors.financier, registry.functions.transferFrom(actors.supplier.address, actors.sub_supplier.address, receivable))
+    assert ledger.receivable(receivable)["holder"] == actors.sub_supplier.address

@@ -66,6 +66,9 @@ def test_constructor_checks_currency_agent_and_registry(ledger):
         deploy(ledger, "SettlementToken", "x", "x", b"EUR", 2, participants, ZERO_ADDRESS, administration)
     with reverts("ZeroAddress"):
         deploy(ledger, "SettlementToken", "x", "x", b"EUR", 2, ZERO_ADDRESS, agent, administration)
+    with reverts("InvalidDecimals") as error:  # receivable amounts are uint64 minor units
+        deploy(ledger, "SettlementToken", "x", "x", b"EUR", 7, participants, agent, administration)
+    assert error["args"] == (7,)
 
 
 # ---------------------------------------------------------------------- mint and burn
@@ -242,3 +245,17 @@ def test_settlement_transfer_is_for_the_settlement_agent_only(ledger, token, act
     assert ledger.balance(actors.buyer) == 100_000_000
     assert ledger.balance(actors.supplier) == 0
 
+
+
+def test_a_spender_must_be_an_active_participant_too(ledger, actors):
+    """An allowance does not let an outsider (or a suspended participant) move tokens."""
+    ledger.mint(actors.supplier, 1_000)
+    outsider = ledger.new_account()
+    ledger.send(actors.supplier, ledger.token.functions.approve(outsider.address, 1_000))
+    with reverts("ParticipantNotActive") as error:
+        ledger.send(outsider, ledger.token.functions.transferFrom(actors.supplier.address, actors.buyer.address, 500))
+    assert error["args"] == (outsider.address.lower(), 0)
+
+    ledger.send(actors.supplier, ledger.token.functions.approve(actors.financier.address, 1_000))
+    ledger.send(actors.financier, ledger.token.functions.transferFrom(actors.supplier.address, actors.buyer.address, 500))
+    assert ledger.balance(actors.supplier) == 500

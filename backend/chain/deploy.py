@@ -3,8 +3,8 @@
 Order and wiring: the participant registry first; then the settlement token and the receivable
 registry, which both name the Financing contract as their settlement agent / servicer in an
 immutable (cheaper on every settlement than a role lookup, and the rules cannot be swapped
-under the participants); then Financing itself, at the address predicted from the deployer's
-nonce. A mismatch stops the deployment before anything points at a wrong address.
+under the participants); then Financing itself. The four transactions are signed with the
+deployer's next four nonces, so Financing's address is known before the first is sent.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class Deployment:
     deploy_block: int
     addresses: dict[str, str]
     build_hash: str
-    bytecode_hashes: dict[str, str]  # sha256 of each contract's deployed bytecode
+    bytecode_hashes: dict[str, str]  # sha256 of each artifact's runtime bytecode (immutables unset)
     compiler_version: str
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -107,14 +107,16 @@ def deploy_contracts(
     operator = to_checksum_address(settings.operator or deployer.address)
     administration = (settings.admin_transfer_delay, admin, operator)
 
+    first_nonce = w3.eth.get_transaction_count(deployer.address, "pending")
+    nonces = iter(range(first_nonce, first_nonce + len(CONTRACT_NAMES)))
+
     def deploy(name: str, *args: Any) -> tuple[str, int]:
         factory = w3.eth.contract(abi=artifacts[name]["abi"], bytecode=artifacts[name]["bytecode"])
-        receipt = transactions.send(w3, deployer, factory.constructor(*args))
+        receipt = transactions.send(w3, deployer, factory.constructor(*args), nonce=next(nonces))
         return receipt["contractAddress"], receipt["blockNumber"]
 
+    financing_predicted = create_address(deployer.address, first_nonce + 3)
     participants, first_block = deploy("ParticipantRegistry", administration)
-    # Token and registry come next, then Financing: two deployments from now.
-    financing_predicted = create_address(deployer.address, w3.eth.get_transaction_count(deployer.address) + 2)
     token, _ = deploy(
         "SettlementToken",
         settings.token_name,
@@ -129,11 +131,8 @@ def deploy_contracts(
     financing, _ = deploy(
         "Financing", registry, token, participants, settings.grace_period, settings.default_period, administration
     )
-    if financing != financing_predicted:
-        raise DeploymentError(
-            f"Financing landed at {financing}, not at the predicted {financing_predicted}: another "
-            f"transaction from {deployer.address} interleaved; deploy again with --force"
-        )
+    if financing != financing_predicted:  # only a node that ignores the signed nonce gets here
+        raise DeploymentError(f"Financing landed at {financing}, not at the predicted {financing_predicted}")
     addresses = {
         "ParticipantRegistry": participants,
         "SettlementToken": token,
@@ -152,6 +151,11 @@ def deploy_contracts(
         compiler_version=build.compiler_version,
         settings=asdict(settings),
     )
+
+
+def current_build_hash(build_dir: Path = BUILD_DIR) -> str:
+    """The build hash the contracts compile to now (compiling them if needed)."""
+    return next(iter(build_contracts(build_dir=build_dir).artifacts.values()))["buildHash"]
 
 
 def is_live(w3: Web3, deployment: Deployment) -> bool:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode
+from eth_abi.exceptions import DecodingError
 from eth_utils import function_signature_to_4byte_selector
 
 from backend.chain.compiler import build_contracts
@@ -56,13 +57,22 @@ def _project_errors() -> dict[bytes, tuple[str, list[str]]]:
 
 
 def decode_revert(data: bytes | str | None) -> DecodedError | None:
-    """The custom error encoded in `data` (revert return data), or None if unknown or empty."""
+    """The custom error encoded in `data` (revert return data: bytes or 0x-hex), or None if
+    it is empty, not revert data at all (a node's error message), unknown or malformed."""
     if isinstance(data, str):
-        data = bytes.fromhex(data.removeprefix("0x"))
+        if not data.startswith("0x"):
+            return None
+        try:
+            data = bytes.fromhex(data[2:])
+        except ValueError:
+            return None
     if not data or len(data) < 4:
         return None
     known = _project_errors().get(data[:4])
     if known is None:
         return None
     name, types = known
-    return DecodedError(name, tuple(decode(types, data[4:])))
+    try:
+        return DecodedError(name, tuple(decode(types, data[4:])))
+    except DecodingError:
+        return None

@@ -44,7 +44,10 @@ def revert_error(exc: Exception) -> DecodedError | None:
     if data is None and exc.args:
         data = exc.args[0]
         if isinstance(data, str) and data.startswith(_REVERTED + "b"):
-            data = ast.literal_eval(data[len(_REVERTED):])
+            try:
+                data = ast.literal_eval(data[len(_REVERTED):])
+            except (ValueError, SyntaxError):
+                return None
     return decode_revert(data) if isinstance(data, (str, bytes)) else None
 
 
@@ -116,12 +119,12 @@ def sign(account: LocalAccount, fields: dict[str, Any]) -> bytes:
     return bytes(account.sign_transaction(fields).raw_transaction)
 
 
-def send(w3: Web3, account: LocalAccount, tx: Any, *, timeout: float = 120) -> TxReceipt:
+def send(w3: Web3, account: LocalAccount, tx: Any, *, nonce: int | None = None, timeout: float = 120) -> TxReceipt:
     """Sign `tx` (fields, or a web3 contract call) with `account`, broadcast it, wait for its
-    receipt; raise TransactionReverted if it reverted."""
+    receipt; raise TransactionReverted if it reverted. `nonce` defaults to the sender's next."""
     if not isinstance(tx, dict):
         tx = call_data(tx)
-    fields = build_fields(w3, account, tx)
+    fields = build_fields(w3, account, tx, nonce)
     tx_hash = w3.eth.send_raw_transaction(sign(account, fields))
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
     if receipt["status"] != 1:

@@ -10,14 +10,27 @@ from backend.chain.connection import ChainError, connect, deployer_account
 from backend.chain.transactions import TransactionReverted
 
 
-def ensure_deployed(w3: Web3, *, force: bool = False, settings: chain_deploy.DeploySettings | None = None
-                    ) -> tuple[chain_deploy.Deployment, bool]:
+def ensure_deployed(
+    w3: Web3,
+    *,
+    force: bool = False,
+    redeploy_stale: bool = False,
+    settings: chain_deploy.DeploySettings | None = None,
+) -> tuple[chain_deploy.Deployment, bool]:
     """The deployment on the connected chain: the recorded one if its contracts are live there
-    (unless `force`), else a new one, recorded in deployments/<chain-id>.json.
-    Returns it and whether this call deployed it."""
+    and were built from today's sources (unless `force`), else a new one, recorded in
+    deployments/<chain-id>.json. A live deployment of other sources is replaced only with
+    `redeploy_stale` (the devnet), otherwise refused. Returns it and whether this deployed it."""
     existing = chain_deploy.load_deployment(w3.eth.chain_id)
     if existing and not force and chain_deploy.is_live(w3, existing):
-        return existing, False
+        current = chain_deploy.current_build_hash()
+        if existing.build_hash == current:
+            return existing, False
+        if not redeploy_stale:
+            raise chain_deploy.DeploymentError(
+                f"the contracts on chain {existing.chain_id} were built from other sources "
+                f"({existing.build_hash[:12]}…, now {current[:12]}…); deploy the current ones with --force"
+            )
     deployment = chain_deploy.deploy_contracts(w3, deployer_account(w3), settings)
     chain_deploy.save_deployment(deployment)
     return deployment, True

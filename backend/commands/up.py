@@ -34,6 +34,8 @@ def up(detach: bool, port: int | None) -> None:
     started_devnet = None
     rpc_url = os.environ.get(RPC_URL_ENV)
     on_devnet = not rpc_url
+    if port and not on_devnet:
+        raise click.UsageError(f"--port is for the local devnet; {RPC_URL_ENV} is set, so no devnet is started")
     try:
         if on_devnet:
             directory = chain_devnet.default_directory()
@@ -42,10 +44,13 @@ def up(detach: bool, port: int | None) -> None:
             rpc_url = node.rpc_url
             click.echo(f"devnet {'started' if started else 'already running'} at {node.rpc_url} (pid {node.pid})")
         w3 = connect(rpc_url)
-        deployment, deployed = ensure_deployed(w3)
-    except (chain_devnet.DevnetError, ChainError, DeploymentError, TransactionReverted, CompilationError) as exc:
-        _stop(started_devnet)
-        raise click.ClickException(str(exc)) from exc
+        # On the devnet, edited contracts are simply deployed anew; elsewhere that needs `deploy --force`.
+        deployment, deployed = ensure_deployed(w3, redeploy_stale=on_devnet)
+    except BaseException as exc:
+        _stop(started_devnet)  # nothing `up` started outlives a failed start-up
+        if isinstance(exc, (chain_devnet.DevnetError, ChainError, DeploymentError, TransactionReverted, CompilationError)):
+            raise click.ClickException(str(exc)) from exc
+        raise
     click.echo(("deployed" if deployed else "found the existing deployment of") + " Anchorline:")
     for line in summary(w3, deployment):
         click.echo(f"  {line}")
@@ -54,7 +59,8 @@ def up(detach: bool, port: int | None) -> None:
         for index, account in enumerate(dev_accounts(4)):
             click.echo(f"    #{index} {account.address}")
     if detach:
-        click.echo("detached: stop the devnet with `anchorline devnet stop`")
+        if on_devnet:
+            click.echo("detached: stop the devnet with `anchorline devnet stop`")
         return
     click.echo("running; press Ctrl-C to stop")
     stopping.wait()
