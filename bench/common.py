@@ -25,7 +25,6 @@ from backend.chain.deploy import DeploySettings, deploy_contracts
 
 SUPPLIER, BUYER, FINANCIER = 1, 2, 4
 DAY = 86_400
-CNY = b"CNY"
 # Periods of zero, so a receivable can be marked overdue and defaulted a few real seconds
 # after its due date; no admin-transfer delay either (nothing here hands the admin role over).
 BENCH_SETTINGS = DeploySettings(grace_period=0, default_period=0, admin_transfer_delay=0)

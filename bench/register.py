@@ -47,6 +47,9 @@ SEND_CHUNK_TXS = 50
 SEND_CHUNK_BYTES = 1_000_000
 RECEIPT_CHUNK = 500
 POLL_SECONDS = 0.002
+# How long the last receipts may take once everything is sent; a node that drops a transaction
+# never mines it, and the poll would otherwise wait forever.
+RECEIPT_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass
@@ -136,7 +139,17 @@ def _send_all(rpc_url: str, txs: list[tuple[str, str, int]], errors: list[BaseEx
         rpc.close()
 
 
-def _timed_run(chain: Chain, per_supplier: list[list[tuple[str, str, int]]]) -> Run:
+def _missing_receipts(rpc: Rpc, hashes: list[str]) -> list[str]:
+    """The transactions among `hashes` that have no receipt (yet)."""
+    missing = []
+    for start in range(0, len(hashes), RECEIPT_CHUNK):
+        chunk = hashes[start:start + RECEIPT_CHUNK]
+        receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk])
+        missing += [h for h, receipt in zip(chunk, receipts) if receipt is None]
+    return missing
+
+
+def _timed_run(chain: Chain, per_supplier: list[list[tuple[str, str, int]]], timeout: float) -> Run:
     rpc = Rpc(chain.rpc_url)
     errors: list[BaseException] = []
     threads = [threading.Thread(target=_send_all, args=(chain.rpc_url, txs, errors)) for txs in per_supplier if txs]
@@ -149,16 +162,22 @@ def _timed_run(chain: Chain, per_supplier: list[list[tuple[str, str, int]]]) -> 
         thread.join()
     if errors:
         raise RuntimeError(f"sending failed: {errors[0]}") from errors[0]
+    hashes = [h for txs in per_supplier for _, h, _ in txs]
+    deadline = time.perf_counter() + timeout
     pending = list(last_hashes)
     while pending:
         receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
         pending = [h for h, receipt in zip(pending, receipts) if receipt is None]
+        if pending and time.perf_counter() > deadline and (missing := _missing_receipts(rpc, hashes)):
+            raise TimeoutError(
+                f"{len(missing)} of {len(hashes)} transactions still have no receipt {timeout:g}s after the "
+                f"last was sent (dropped by the node?), e.g. {missing[0]}; see --timeout"
+            )
         if pending:
             time.sleep(POLL_SECONDS)
     seconds = time.perf_counter() - started
 
     # Untimed: every receipt, not just the last ones.
-    hashes = [h for txs in per_supplier for _, h, _ in txs]
     blocks: set[str] = set()
     gas_used = 0
     for start in range(0, len(hashes), RECEIPT_CHUNK):
@@ -173,7 +192,9 @@ def _timed_run(chain: Chain, per_supplier: list[list[tuple[str, str, int]]]) -> 
     return Run(invoices=invoices, transactions=len(hashes), seconds=seconds, blocks=len(blocks), gas_used=gas_used)
 
 
-def _round(count: int, batch_size: int, single_count: int, supplier_count: int) -> tuple[Run, Run, float, int]:
+def _round(
+    count: int, batch_size: int, single_count: int, supplier_count: int, timeout: float
+) -> tuple[Run, Run, float, int]:
     """One round on a fresh chain: the single-invoice run, then the batched run, so both
     meet an almost empty registry (anvil's cost per block grows as its chain fills up).
     Returns both runs, the (untimed) signing seconds and the receivables the registry holds."""
@@ -191,8 +212,8 @@ def _round(count: int, batch_size: int, single_count: int, supplier_count: int) 
         single_txs = _signed_transactions(p, suppliers, nonces, buyer, single_count, None)
         batch_txs = _signed_transactions(p, suppliers, nonces, buyer, count, batch_size)
         signing = time.perf_counter() - prepared
-        single = _timed_run(chain, single_txs)
-        batch = _timed_run(chain, batch_txs)
+        single = _timed_run(chain, single_txs, timeout)
+        batch = _timed_run(chain, batch_txs, timeout)
 
         held = sum(p.registry.functions.balanceOf(s.address).call() for s in suppliers)
         if held != single.invoices + batch.invoices:
@@ -202,13 +223,20 @@ def _round(count: int, batch_size: int, single_count: int, supplier_count: int) 
         return single, batch, signing, held
 
 
-def measure(count: int, batch_size: int, single_count: int, supplier_count: int, rounds: int) -> dict[str, Any]:
+def measure(
+    count: int,
+    batch_size: int,
+    single_count: int,
+    supplier_count: int,
+    rounds: int,
+    timeout: float = RECEIPT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
     singles: list[Run] = []
     batches: list[Run] = []
     signing = 0.0
     held = 0
     for _ in range(rounds):
-        single, batch, seconds, receivables = _round(count, batch_size, single_count, supplier_count)
+        single, batch, seconds, receivables = _round(count, batch_size, single_count, supplier_count, timeout)
         singles.append(single)
         batches.append(batch)
         signing += seconds
@@ -296,14 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--suppliers", type=int, default=4, help="suppliers sending in parallel (default 4)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds to take the median of (default 3)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=RECEIPT_TIMEOUT_SECONDS,
+        help=f"seconds to wait for the last receipts once all is sent (default {RECEIPT_TIMEOUT_SECONDS:g})",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     args = parser.parse_args(argv)
     for name in ("count", "batch_size", "single_count", "suppliers", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not args.timeout > 0:
+        parser.error("--timeout must be positive")
     if args.suppliers > 8:
         parser.error("--suppliers is at most 8 (the devnet funds 10 accounts: operator, buyer, suppliers)")
-    result = measure(args.count, args.batch_size, args.single_count, args.suppliers, args.rounds)
+    result = measure(args.count, args.batch_size, args.single_count, args.suppliers, args.rounds, args.timeout)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

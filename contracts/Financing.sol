@@ -321,8 +321,12 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     function settleRecourse(uint256 id) external nonReentrant {
         uint64 liability = recourseLiability[id];
         if (liability == 0 || _recourseSeller(id) != msg.sender) revert NoRecourseLiability(id);
-        address holder = registry.ownerOf(id);
+        (ReceivableRegistry.Receivable memory receivable, address holder) = registry.receivableWithHolder(id);
         _requireParticipants(msg.sender, Roles.HOLDER, holder, Roles.HOLDER);
+        uint64 outstanding = receivable.amount - receivable.repaid;
+        // Repayments only ever lower the liability to what is outstanding; this keeps it so.
+        if (outstanding < liability) revert LiabilityExceedsOutstanding(id, liability, outstanding);
+
         Request storage request = _requests[id];
         if (request.status == RequestStatus.Funded) {
             request.status = RequestStatus.Unwound; // the financing before it governs again
@@ -330,16 +334,14 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
             _fundedRecourseSellerId[id] = 0; // that was the earliest financing still on record
         }
         address earlierSeller = _recourseSeller(id);
-        recourseLiability[id] = 0;
+        bool passedOn = earlierSeller != address(0) && earlierSeller != msg.sender;
+        recourseLiability[id] = passedOn ? outstanding : 0;
         emit RecourseSettled(id, msg.sender, holder, liability);
+        if (passedOn) emit RecourseLiabilityRecorded(id, earlierSeller, msg.sender, outstanding);
+
         settlementToken.settlementTransfer(msg.sender, holder, liability);
-        uint64 outstanding = registry.transferBySettlement(holder, msg.sender, id);
-        // Repayments only ever lower the liability to what is outstanding; this keeps it so.
-        if (outstanding < liability) revert LiabilityExceedsOutstanding(id, liability, outstanding);
-        if (earlierSeller != address(0) && earlierSeller != msg.sender) {
-            recourseLiability[id] = outstanding;
-            emit RecourseLiabilityRecorded(id, earlierSeller, msg.sender, outstanding);
-        }
+        // The transfer itself pays nothing off: what is owed must be what was read above.
+        assert(registry.transferBySettlement(holder, msg.sender, id) == outstanding);
     }
 
     // ---------------------------------------------------------------- views

@@ -4,5 +4,8 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 python="$root/.venv/bin/python"
-[ -x "$python" ] || python=python3
+if [ ! -x "$python" ]; then
+    echo "$0: $python not found; run \`make install\` first" >&2
+    exit 1
+fi
 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m backend.commands.devnet start "$@"

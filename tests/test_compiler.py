@@ -26,11 +26,13 @@ from backend.chain.compiler import (
     EVM_VERSION,
     OPTIMIZER_RUNS,
     BuildResult,
+    CompilationError,
     build_contracts,
+    compile_input,
     load_artifact,
     standard_json_input,
 )
-from backend.chain.solc import SOLC_VERSION, SOLCJS_ADAPTER, SolcNotFoundError, find_solc
+from backend.chain.solc import SOLC_VERSION, SOLCJS_ADAPTER, SolcNotFoundError, SolcVersionWarning, find_solc
 from backend.commands.contracts import contracts
 
 TOKEN_SOL = """\
@@ -80,6 +82,13 @@ def _executable(path: Path, body: str) -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return path
+
+
+def _fake_solc(path: Path, version: str) -> Path:
+    """A stand-in native solc that answers `--version` like the real one, and nothing else."""
+    return _executable(
+        path, f'echo "solc, the solidity compiler commandline interface"\necho "Version: {version}+commit.0123abcd.Linux.g++"'
+    )
 
 
 def _artifact_files(build_dir: Path) -> list[str]:
@@ -221,6 +230,25 @@ def test_cli_syntax_error_prints_location_and_fails(
     assert not (tmp_path / "build" / "contracts").exists()
 
 
+def test_compile_input_returns_output_and_formatted_warnings_or_raises() -> None:
+    """The one compile step the build and the static analysis (backend/chain/analysis.py) share."""
+    solc, _ = find_solc()
+    source = "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\ncontract C { function f() external pure { uint256 x; } }\n"
+    compiler_input = {
+        "language": "Solidity",
+        "sources": {"contracts/C.sol": {"content": source}},
+        "settings": {"outputSelection": {"*": {"*": ["abi"]}}},
+    }
+    output, warnings = compile_input(compiler_input, solc)
+    assert [entry["name"] for entry in output["contracts"]["contracts/C.sol"]["C"]["abi"]] == ["f"]
+    assert warnings == ["contracts/C.sol:3:43: Warning: Unused local variable."]
+
+    compiler_input["sources"]["contracts/C.sol"]["content"] = source.replace("uint256 x;", "uint256 x = ;")
+    with pytest.raises(CompilationError) as raised:
+        compile_input(compiler_input, solc)
+    assert raised.value.lines == ["contracts/C.sol:3:55: ParserError: Expected primary expression."]
+
+
 def _run_adapter(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(SOLCJS_ADAPTER), *args], input=stdin, capture_output=True, text=True, timeout=60)
 
@@ -258,8 +286,8 @@ def test_adapter_rejects_other_arguments() -> None:
 @pytest.fixture
 def compilers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """One candidate on every rung of the lookup, all present at once."""
-    explicit = _executable(tmp_path / "explicit" / "solc", "exit 0")
-    on_path = _executable(tmp_path / "bin" / "solc", "exit 0")
+    explicit = _fake_solc(tmp_path / "explicit" / "solc", SOLC_VERSION)
+    on_path = _fake_solc(tmp_path / "bin" / "solc", SOLC_VERSION)
     solcx_dir = tmp_path / "solcx"
     pinned = _executable(solcx_dir / f"solc-v{SOLC_VERSION}", "exit 0")
     _executable(solcx_dir / "solc-v0.8.99", "exit 0")
@@ -273,6 +301,12 @@ def test_lookup_prefers_solc_binary(compilers: dict[str, Path]) -> None:
     assert find_solc() == (compilers["explicit"], "SOLC_BINARY")
 
 
+def test_lookup_warns_about_but_uses_a_solc_binary_of_another_version(compilers: dict[str, Path]) -> None:
+    _fake_solc(compilers["explicit"], "0.8.29")
+    with pytest.warns(SolcVersionWarning, match=rf"is solc 0\.8\.29\+commit\.0123abcd, not the pinned {re.escape(SOLC_VERSION)}"):
+        assert find_solc() == (compilers["explicit"], "SOLC_BINARY")
+
+
 def test_lookup_rejects_a_solc_binary_that_is_not_executable(compilers: dict[str, Path]) -> None:
     compilers["explicit"].chmod(0o644)
     with pytest.raises(SolcNotFoundError, match="SOLC_BINARY"):
@@ -284,10 +318,31 @@ def test_lookup_then_path(compilers: dict[str, Path], monkeypatch: pytest.Monkey
     assert find_solc() == (compilers["path"], "PATH")
 
 
+@pytest.mark.parametrize("answer", ["0.8.29", None], ids=["other-version", "no-version"])
+def test_lookup_skips_a_path_solc_that_is_not_the_pinned_version(
+    compilers: dict[str, Path], monkeypatch: pytest.MonkeyPatch, answer: str | None
+) -> None:
+    monkeypatch.delenv("SOLC_BINARY")
+    if answer is None:
+        _executable(compilers["path"], "exit 0")
+    else:
+        _fake_solc(compilers["path"], answer)
+    assert find_solc() == (compilers["pinned"], "py-solc-x")
+
+
 def test_lookup_then_pinned_py_solc_x_install(compilers: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOLC_BINARY")
     monkeypatch.setenv("PATH", _path_without_solc())
     assert find_solc() == (compilers["pinned"], "py-solc-x")
+
+
+def test_lookup_ignores_py_solc_x_installs_of_other_versions(
+    compilers: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOLC_BINARY")
+    monkeypatch.setenv("PATH", _path_without_solc())
+    compilers["pinned"].unlink()  # only solc-v0.8.99 is left
+    assert find_solc() == (SOLCJS_ADAPTER, "npm solc (solcjs-adapter.js)")
 
 
 def test_lookup_falls_back_to_the_adapter(compilers: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -207,6 +207,26 @@ def test_a_damaged_state_file_is_named(instance: Instance) -> None:
     assert not devnet.pid_file(instance.directory).exists()
 
 
+@pytest.mark.anvil
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt(), RuntimeError("unexpected")], ids=["ctrl-c", "error"])
+def test_an_interrupted_start_leaves_no_anvil_behind(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch, interruption: BaseException
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def interrupted_wait(process: subprocess.Popen[bytes], *args: object) -> None:
+        started.append(process)
+        assert devnet.pid_file(instance.directory).read_text().strip() == str(process.pid)
+        raise interruption
+
+    monkeypatch.setattr(devnet, "_wait_until_serving", interrupted_wait)
+    with pytest.raises(type(interruption)):
+        devnet.start(instance.directory, port=instance.port)
+    [process] = started
+    assert process.poll() is not None  # terminated and reaped, not orphaned
+    assert not devnet.pid_file(instance.directory).exists()
+
+
 def test_missing_anvil_binary_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(devnet.ANVIL_BINARY_ENV, str(tmp_path / "no-anvil-here"))
     refused = cli("start", "--instance-dir", tmp_path)
@@ -222,6 +242,19 @@ def test_shell_scripts_call_the_cli(tmp_path: Path) -> None:
     )
     assert status.returncode == 1, status.stderr
     assert "devnet not running" in status.stdout
+
+
+@pytest.mark.parametrize("script", ["start.sh", "stop.sh", "status.sh"])
+def test_shell_scripts_need_the_project_venv(tmp_path: Path, script: str) -> None:
+    """Never the system python3, which lacks the dependencies."""
+    copy = tmp_path / "hardhat-free-devnet" / script  # a checkout without .venv
+    copy.parent.mkdir()
+    copy.write_bytes((PROJECT_ROOT / "hardhat-free-devnet" / script).read_bytes())
+    copy.chmod(0o755)
+    done = subprocess.run([copy], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "run `make install` first" in done.stderr
+    assert done.stdout == ""
 
 
 # ---------------------------------------------------------------------- the chain itself
@@ -295,6 +328,16 @@ def test_connect_names_the_url_when_nothing_answers(unused_port: Callable[[], in
     url = f"http://127.0.0.1:{unused_port()}"
     with pytest.raises(ChainUnreachable, match=re.escape(url)):
         connect(url, timeout=1)
+
+
+def test_connect_never_echoes_credentials_in_the_url(unused_port: Callable[[], int]) -> None:
+    url = f"http://alice:s3cret@127.0.0.1:{unused_port()}/rpc?apikey=k3y#frag"
+    with pytest.raises(ChainUnreachable) as raised:
+        connect(url, timeout=1)
+    message = str(raised.value)
+    assert url.replace("alice:s3cret@", "").split("?")[0] in message
+    assert not any(secret in message for secret in ("alice", "s3cret", "apikey", "k3y", "frag"))
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # requests' message quotes the query
 
 
 def test_deployer_is_the_devnet_account_only_on_the_devnet(monkeypatch: pytest.MonkeyPatch) -> None:

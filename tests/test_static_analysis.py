@@ -10,7 +10,7 @@ import re
 import pytest
 
 from backend.chain.analysis import Finding, all_detector_classes, analysis_input, run_slither
-from backend.chain.compiler import standard_json_input
+from backend.chain.compiler import CompilationError, standard_json_input
 from backend.paths import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "static-analysis.md"
@@ -75,6 +75,15 @@ def test_findings_are_reported_and_located(tmp_path):
     found = {(f.impact, f.detector, f.location, f.file) for f in run_slither(tmp_path / "contracts")}
     assert ("High", "suicidal", "Bad.kill()", "contracts/Bad.sol") in found
     assert ("Medium", "uninitialized-local", "Bad.sum(uint256[])", "contracts/Bad.sol") in found
+
+
+def test_compile_errors_are_reported_as_the_build_reports_them(tmp_path):
+    """The analysis compiles through compiler.compile_input: same errors, same locations."""
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "Broken.sol").write_text(BAD_SOL.replace("uint256 total;", "uint256 total = ;"))
+    with pytest.raises(CompilationError) as raised:
+        run_slither(tmp_path / "contracts")
+    assert raised.value.lines == ["contracts/Broken.sol:10:25: ParserError: Expected primary expression."]
 
 
 @pytest.mark.slow

@@ -9,8 +9,9 @@ platform adds an empty `remappings` list, which changes nothing with inlined sou
 
 crytic-compile runs solc as `solc --standard-json --allow-paths <dir>`, an option the solcjs
 adapter rejects (and which means nothing with inlined sources). `_BuildInput.compile` therefore
-runs the compiler the way the build does, through py-solc-x with `--standard-json` only, and
-hands the output to the platform's own parser, `parse_standard_json_output`.
+runs the compiler the way the build does, through `compiler.compile_input` (py-solc-x with
+`--standard-json` only, and the build's error reporting), and hands the output to the
+platform's own parser, `parse_standard_json_output`.
 
 All of Slither's detectors run. A finding is kept when any of its elements lies in contracts/;
 those entirely inside OpenZeppelin (node_modules/@openzeppelin) are out of scope. See
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import solcx
 from crytic_compile import CryticCompile
 from crytic_compile.compilation_unit import CompilationUnit
 from crytic_compile.compiler.compiler import CompilerVersion
@@ -31,9 +31,8 @@ from crytic_compile.platform.solc_standard_json import SolcStandardJson, parse_s
 from slither import Slither
 from slither.detectors import all_detectors
 from slither.detectors.abstract_detector import AbstractDetector
-from solcx.exceptions import SolcError
 
-from backend.chain.compiler import CompilationError, _diagnostic, standard_json_input
+from backend.chain.compiler import compile_input, standard_json_input
 from backend.chain.solc import find_solc, solc_version
 from backend.paths import CONTRACTS_DIR
 
@@ -181,13 +180,8 @@ class _BuildInput(SolcStandardJson):
             optimize_runs=optimizer.get("runs"),
             via_ir=bool(compiler_input["settings"].get("viaIR", False)),
         )
+        output, _ = compile_input(compiler_input, self._solc)  # the build reports the warnings
         sources = {name: source["content"] for name, source in compiler_input["sources"].items()}
-        try:
-            output = solcx.compile_standard(compiler_input, solc_binary=self._solc)
-        except SolcError as exc:
-            if exc.error_dict is None:
-                raise CompilationError([f"{self._solc} failed (exit status {exc.return_code}): {exc.stderr_data}"]) from exc
-            raise CompilationError([_diagnostic(d, sources) for d in exc.error_dict]) from None
         parse_standard_json_output(output, unit, solc_working_dir=str(crytic_compile.working_dir))
         # Slither reads source text through crytic-compile; give it the text that was compiled.
         crytic_compile.src_content = {

@@ -102,6 +102,19 @@ def build_contracts(
         artifacts, warnings = cached
         return BuildResult(False, artifacts, version, solc, how_found, warnings)
 
+    output, warnings = compile_input(compiler_input, solc)
+    artifacts = _artifacts(compiler_input, output, version, digest)
+    _write(out_dir, artifacts, digest, warnings)
+    return BuildResult(True, artifacts, version, solc, how_found, warnings)
+
+
+def compile_input(compiler_input: dict[str, Any], solc: Path) -> tuple[dict[str, Any], list[str]]:
+    """Compile a standard-JSON input whose sources are inlined, with `solc --standard-json`.
+
+    Returns solc's output and its warnings, formatted `file:line:column: Type: message`.
+    Raises CompilationError with the formatted errors if the sources do not compile, or with
+    the compiler's exit status and stderr if the compiler itself fails.
+    """
     sources = {unit: source["content"] for unit, source in compiler_input["sources"].items()}
     try:
         output = solcx.compile_standard(compiler_input, solc_binary=solc)
@@ -109,10 +122,7 @@ def build_contracts(
         if exc.error_dict is None:  # the compiler itself failed, not the sources
             raise CompilationError([f"{solc} failed (exit status {exc.return_code}): {exc.stderr_data}"]) from exc
         raise CompilationError([_diagnostic(d, sources) for d in exc.error_dict]) from None
-    warnings = [_diagnostic(d, sources) for d in output.get("errors", [])]
-    artifacts = _artifacts(compiler_input, output, version, digest)
-    _write(out_dir, artifacts, digest, warnings)
-    return BuildResult(True, artifacts, version, solc, how_found, warnings)
+    return output, [_diagnostic(d, sources) for d in output.get("errors", [])]
 
 
 def load_artifact(name: str, build_dir: Path = BUILD_DIR, contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:

@@ -8,6 +8,7 @@ devnet, DEPLOYER_PRIVATE_KEY). See docs/ledger-networks.md.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from eth_account import Account
@@ -43,7 +44,7 @@ def rpc_url() -> str:
 def connect(url: str | None = None, *, timeout: float = RPC_TIMEOUT_SECONDS) -> Web3:
     """A Web3 connected to `url` (default: rpc_url()), checked with one eth_chainId call.
 
-    Raises ChainUnreachable, naming the URL, when nothing answers there.
+    Raises ChainUnreachable, naming the URL (without credentials), when nothing answers there.
     """
     url = url or rpc_url()
     w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
@@ -51,10 +52,17 @@ def connect(url: str | None = None, *, timeout: float = RPC_TIMEOUT_SECONDS) -> 
         w3.eth.chain_id
     except requests.exceptions.RequestException as exc:
         raise ChainUnreachable(
-            f"no Ethereum JSON-RPC node answers at {url} ({type(exc).__name__}); start the local "
+            f"no Ethereum JSON-RPC node answers at {redact_url(url)} ({type(exc).__name__}); start the local "
             f"devnet with `anchorline devnet start`, or set {RPC_URL_ENV} to your node's HTTP RPC URL"
-        ) from exc
+        ) from None  # requests' message quotes the path and query string
     return w3
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for messages: without the user:password@, query string and fragment, where
+    node providers put credentials and API keys."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def dev_accounts(n: int) -> list[LocalAccount]:

@@ -208,7 +208,8 @@ def start(
     """Start anvil in the background for `directory` and wait until its RPC answers.
 
     Returns the devnet and whether this call started it: if it is already running, nothing is
-    done. Raises DevnetError (with the tail of anvil's log) if it does not come up in time.
+    done. Raises DevnetError (with the tail of anvil's log) if it does not come up in time; if
+    the wait ends any other way (KeyboardInterrupt included), anvil is stopped before re-raising.
     """
     config = config or load_config()
     port = port or config.port
@@ -234,9 +235,9 @@ def start(
                 # its own session: Ctrl-C in the terminal that started it does not stop it
                 start_new_session=True,
             )
-        pid_file(directory).write_text(f"{process.pid}\n")
         rpc_url = f"http://{config.host}:{port}"
         try:
+            pid_file(directory).write_text(f"{process.pid}\n")
             _wait_until_serving(process, rpc_url, config.chain_id, log, timeout)
         except DevnetError as exc:
             pid_file(directory).unlink(missing_ok=True)
@@ -247,6 +248,12 @@ def start(
                     f"{exc}\nthe state file {state_file(directory)} is damaged; move it away to "
                     f"start a fresh chain"
                 ) from None
+            raise
+        except BaseException:
+            # Ctrl-C (anvil has its own session and does not get it) or anything unexpected:
+            # never leave an anvil behind that no pid file names.
+            _terminate(process)
+            pid_file(directory).unlink(missing_ok=True)
             raise
         # Reap anvil if it exits while this process still runs (the test session, `anchorline
         # up`), so it never lingers as a zombie; the thread dies with a short-lived CLI.

@@ -1,10 +1,11 @@
 """Locating a Solidity compiler, offline.
 
 The machines Anchorline builds on reach package registries but not binaries.soliditylang.org,
-so py-solc-x can never download solc. Any compiler that is already there is used, in this
-order: $SOLC_BINARY (an explicit choice), a native `solc` on PATH, a solc that py-solc-x
-installed earlier (the pinned version if present), and finally the npm `solc` package from
-`npm ci`, driven through solcjs-adapter.js, which answers like a native binary.
+so py-solc-x can never download solc. A compiler that is already there is used, in this
+order: $SOLC_BINARY (an explicit choice, used whatever its version, with a warning if it is not
+SOLC_VERSION), a native `solc` on PATH if it is SOLC_VERSION, the SOLC_VERSION that py-solc-x
+installed earlier, and finally the npm `solc` package from `npm ci` (pinned to SOLC_VERSION in
+package.json), driven through solcjs-adapter.js, which answers like a native binary.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import shutil
 import stat
 import subprocess
+import warnings
 from pathlib import Path
 
 import solcx
@@ -30,14 +32,25 @@ class SolcNotFoundError(RuntimeError):
     """No usable compiler; the message says what to install or set."""
 
 
+class SolcVersionWarning(UserWarning):
+    """$SOLC_BINARY is not SOLC_VERSION; it is used anyway, being an explicit choice."""
+
+
 def find_solc() -> tuple[Path, str]:
     """Return the compiler to use and how it was found (shown by `anchorline contracts build`)."""
     if explicit := os.environ.get("SOLC_BINARY"):
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise SolcNotFoundError(f"SOLC_BINARY={explicit} is not an executable file")
+        if (version := solc_version(path)).split("+")[0] != SOLC_VERSION:
+            warnings.warn(
+                f"SOLC_BINARY={explicit} is solc {version}, not the pinned {SOLC_VERSION}; the artifacts "
+                "may differ from everyone else's",
+                SolcVersionWarning,
+                stacklevel=2,
+            )
         return path, "SOLC_BINARY"
-    if native := shutil.which("solc"):
+    if (native := shutil.which("solc")) and _is_pinned(Path(native)):
         return Path(native), "PATH"
     if installed := _solcx_installed():
         return installed, "py-solc-x"
@@ -61,6 +74,14 @@ def _version_of(solc: str, mtime_ns: int) -> str:
         raise SolcNotFoundError(f"{solc} is not a working solc: `{solc} --version` failed ({exc})") from exc
 
 
+def _is_pinned(solc: Path) -> bool:
+    """Whether `solc` runs and is SOLC_VERSION (a solc on PATH that is not is passed over)."""
+    try:
+        return solc_version(solc).split("+")[0] == SOLC_VERSION
+    except SolcNotFoundError:
+        return False
+
+
 def _solcx_installed() -> Path | None:
     try:
         # Lists the install folder only; nothing here downloads.
@@ -68,17 +89,15 @@ def _solcx_installed() -> Path | None:
     except OSError:
         # The folder defaults to ~/.solcx and py-solc-x creates it; a read-only home means none.
         return None
-    if not versions:
-        return None
     pinned = Version(SOLC_VERSION)
-    return solcx.install.get_executable(pinned if pinned in versions else versions[0])
+    return solcx.install.get_executable(pinned) if pinned in versions else None
 
 
 def _solcjs_adapter() -> Path:
     if shutil.which("node") is None:
         raise SolcNotFoundError(
-            "no Solidity compiler found: SOLC_BINARY is unset, there is no `solc` on PATH and "
-            "py-solc-x has none installed; install Node.js (the `node` command) and run "
+            f"no Solidity compiler found: SOLC_BINARY is unset, there is no `solc` {SOLC_VERSION} on "
+            "PATH and py-solc-x has not installed it; install Node.js (the `node` command) and run "
             f"`npm ci` in {PROJECT_ROOT} to use the npm solc {SOLC_VERSION}, or install a native "
             f"solc {SOLC_VERSION} on PATH"
         )
