@@ -235,23 +235,22 @@ def test_missing_anvil_binary_says_how_to_install_it(tmp_path: Path, monkeypatch
     assert not devnet.pid_file(devnet.default_directory(tmp_path)).exists()
 
 
-def test_shell_scripts_call_the_cli(tmp_path: Path) -> None:
+def test_shell_script_calls_the_cli(tmp_path: Path) -> None:
     status = subprocess.run(
-        [PROJECT_ROOT / "hardhat-free-devnet" / "status.sh", "--instance-dir", tmp_path],
+        [PROJECT_ROOT / "hardhat-free-devnet" / "devnet.sh", "status", "--instance-dir", tmp_path],
         capture_output=True, text=True, timeout=60,
     )
     assert status.returncode == 1, status.stderr
     assert "devnet not running" in status.stdout
 
 
-@pytest.mark.parametrize("script", ["start.sh", "stop.sh", "status.sh"])
-def test_shell_scripts_need_the_project_venv(tmp_path: Path, script: str) -> None:
+def test_shell_script_needs_the_project_venv(tmp_path: Path) -> None:
     """Never the system python3, which lacks the dependencies."""
-    copy = tmp_path / "hardhat-free-devnet" / script  # a checkout without .venv
+    copy = tmp_path / "hardhat-free-devnet" / "devnet.sh"  # a checkout without .venv
     copy.parent.mkdir()
-    copy.write_bytes((PROJECT_ROOT / "hardhat-free-devnet" / script).read_bytes())
+    copy.write_bytes((PROJECT_ROOT / "hardhat-free-devnet" / "devnet.sh").read_bytes())
     copy.chmod(0o755)
-    done = subprocess.run([copy], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([copy, "start"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "run `make install` first" in done.stderr
     assert done.stdout == ""
