@@ -37,7 +37,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     /// @dev One slot. One request per receivable at a time; `round` counts them, and an offer
     /// is only good for the round it was made in, so a new request never revives old offers.
     /// A funded request stays here until the next request replaces it; then who is liable
-    /// under its recourse moves to `_fundedRecourseSellerId`.
+    /// under its recourse is pushed onto `_earlierRecourseSellerIds`.
     struct Request {
         uint32 sellerId; // participant id of the holder who asked
         uint64 askingAdvance;
@@ -73,9 +73,10 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     mapping(uint256 receivableId => mapping(address financier => Offer)) private _offers;
     /// @notice What the recourse seller owes the holder of a defaulted receivable.
     mapping(uint256 receivableId => uint64) public recourseLiability;
-    /// @dev The recourse seller of the last funded financing (0: none), kept here once a later
-    /// request has replaced that financing's request. Written only on that rare path.
-    mapping(uint256 receivableId => uint32) private _fundedRecourseSellerId;
+    /// @dev The funded financings whose requests later requests replaced, oldest first: each
+    /// one's recourse seller (0: bought without recourse). The last one governs while no later
+    /// financing is funded; a recourse buy-back pops it. Written only on those rare paths.
+    mapping(uint256 receivableId => uint32[]) private _earlierRecourseSellerIds;
 
     event ServicingPeriodsChanged(uint40 gracePeriod, uint40 defaultPeriod);
     event FinancingRequested(
@@ -172,8 +173,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         } else if (previous.status == RequestStatus.Funded) {
             // The financing being replaced is, until another one is funded, the one whose
             // recourse terms apply (an unsold resale must not release the original seller).
-            uint32 recourseSellerId = previous.recourse ? previous.sellerId : 0;
-            if (_fundedRecourseSellerId[id] != recourseSellerId) _fundedRecourseSellerId[id] = recourseSellerId;
+            _earlierRecourseSellerIds[id].push(previous.recourse ? previous.sellerId : 0);
         }
         if (previous.round == type(uint16).max) revert TooManyRequests(id);
         uint16 round = previous.round + 1;
@@ -331,7 +331,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         if (request.status == RequestStatus.Funded) {
             request.status = RequestStatus.Unwound; // the financing before it governs again
         } else {
-            _fundedRecourseSellerId[id] = 0; // that was the earliest financing still on record
+            _earlierRecourseSellerIds[id].pop(); // the one the seller bought with; the one before governs
         }
         address earlierSeller = _recourseSeller(id);
         bool passedOn = earlierSeller != address(0) && earlierSeller != msg.sender;
@@ -370,14 +370,16 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
         emit ServicingPeriodsChanged(gracePeriod_, defaultPeriod_);
     }
 
-    /// @dev The seller of the last funded financing, when that financing was with recourse.
+    /// @dev The seller liable under the governing financing (the last funded one not unwound),
+    /// when that financing was with recourse.
     function _recourseSeller(uint256 id) private view returns (address) {
         Request storage request = _requests[id];
         uint32 sellerId;
         if (request.status == RequestStatus.Funded) {
             sellerId = request.recourse ? request.sellerId : 0;
         } else {
-            sellerId = _fundedRecourseSellerId[id];
+            uint32[] storage earlier = _earlierRecourseSellerIds[id];
+            sellerId = earlier.length == 0 ? 0 : earlier[earlier.length - 1];
         }
         return sellerId == 0 ? address(0) : participants.accountOf(sellerId);
     }
