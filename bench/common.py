@@ -19,12 +19,10 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from backend.chain import client, devnet
-from backend.chain.client import LedgerClient
+from backend.chain.client import DAY, LedgerClient
 from backend.chain.connection import connect
 from backend.chain.deploy import DeploySettings, deploy_contracts
 
-SUPPLIER, BUYER, FINANCIER = 1, 2, 4
-DAY = 86_400
 # Periods of zero, so a receivable can be marked overdue and defaulted a few real seconds
 # after its due date; no admin-transfer delay either (nothing here hands the admin role over).
 BENCH_SETTINGS = DeploySettings(grace_period=0, default_period=0, admin_transfer_delay=0)

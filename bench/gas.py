@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from backend.chain.connection import dev_accounts
-from bench.common import BUYER, DAY, FINANCIER, SUPPLIER, Platform, private_chain, wait_for_timestamp_after
+from backend.chain.client import BUYER, DAY, FINANCIER, SUPPLIER
+from bench.common import Platform, private_chain, wait_for_timestamp_after
 
 BATCH_SIZE = 100
 AMOUNT = 1_000_000  # minor units: CNY 10,000.00

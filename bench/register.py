@@ -37,7 +37,8 @@ from web3 import Web3
 
 from backend.chain import devnet, transactions
 from backend.chain.connection import dev_accounts
-from bench.common import BUYER, SUPPLIER, Chain, Platform, Rpc, private_chain
+from backend.chain.client import BUYER, SUPPLIER
+from bench.common import Chain, Platform, Rpc, private_chain
 
 BATCH_RATE_TARGET = 1_000
 RATIO_TARGET = 5

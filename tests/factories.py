@@ -20,12 +20,10 @@ from web3.contract import Contract
 from web3.logs import DISCARD
 
 from backend.chain import client
-from backend.chain.client import LedgerClient
+from backend.chain.client import AUDITOR, BUYER, DAY, FINANCIER, SUPPLIER, LedgerClient  # noqa: F401 (re-exported to the tests)
 from backend.chain.compiler import build_contracts
 from backend.chain.transactions import TransactionReverted
 
-SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
-DAY = 86_400
 CNY = b"CNY"
 HOLDER = SUPPLIER | FINANCIER  # who may hold a receivable (Roles.HOLDER)
 ANY_ROLE = 0  # the role mask every active participant satisfies (Roles.ANY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +148,10 @@ def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
         assert "deployed Anchorline" in text, text
         assert f"http://127.0.0.1:{port}" in text
         assert "Financing" in text and "#0 0x" in text
+        # the demo ran one invoice through its whole lifecycle, each step a mined transaction
+        for step in ("registers invoice", "buyer confirms", "asks for at least", "financier offers",
+                     "supplier accepts", "buyer repays"):
+            assert re.search(rf"block +\d+  0x[0-9a-f]{{64}}  .*{step}", text), (step, text)
         assert "0x" + "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"[:12] not in text  # no keys
         directory = devnet.default_directory(tmp_path / "instance")
         node = devnet.running(directory)

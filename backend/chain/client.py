@@ -18,7 +18,13 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from backend.chain import transactions
-from backend.chain.deploy import Deployment
+from backend.chain.deploy import DAY, Deployment
+
+__all__ = ["DAY", "SUPPLIER", "BUYER", "FINANCIER", "AUDITOR", "LedgerClient", "invoice_number_hash",
+           "receivable_id", "registration"]
+
+# Participant role bits, as contracts/interfaces/IParticipantRegistry.sol's `Roles` numbers them.
+SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
 
 
 def invoice_number_hash(invoice_number: str) -> bytes:

@@ -13,8 +13,10 @@ from pathlib import Path
 import click
 
 from backend.chain import devnet as chain_devnet
+from backend.chain.client import LedgerClient
 from backend.chain.compiler import CompilationError
 from backend.chain.connection import RPC_URL_ENV, ChainError, connect, dev_accounts
+from backend.chain.demo import run_lifecycle
 from backend.chain.deploy import DeploymentError
 from backend.chain.transactions import TransactionReverted
 from backend.commands.deploy import ensure_deployed, summary
@@ -23,7 +25,9 @@ from backend.commands.deploy import ensure_deployed, summary
 @click.command()
 @click.option("--detach", is_flag=True, help="Return after start-up and leave the devnet running.")
 @click.option("--port", type=click.IntRange(1, 65535), help="Devnet RPC port (default: devnet.json's).")
-def up(detach: bool, port: int | None) -> None:
+@click.option("--demo/--no-demo", default=True, show_default=True,
+              help="On the devnet, run one receivable through its whole lifecycle and print the timeline.")
+def up(detach: bool, port: int | None, demo: bool) -> None:
     """Start the devnet, deploy the contracts, print a summary, and run until Ctrl-C."""
     # From the first moment, Ctrl-C (or SIGTERM) means "stop what was started": a signal during
     # start-up lets start-up finish, then everything is stopped again.
@@ -55,9 +59,18 @@ def up(detach: bool, port: int | None) -> None:
     for line in summary(w3, deployment):
         click.echo(f"  {line}")
     if on_devnet:
+        accounts = dev_accounts(4)
         click.echo("  development accounts (public mnemonic, see hardhat-free-devnet/README.md):")
-        for index, account in enumerate(dev_accounts(4)):
-            click.echo(f"    #{index} {account.address}")
+        for index, (account, role) in enumerate(zip(accounts, ("admin, operator", "supplier", "buyer", "financier"))):
+            click.echo(f"    #{index} {account.address}  {role}")
+        if demo:
+            click.echo("demo: one invoice through its whole lifecycle")
+            try:
+                for step in run_lifecycle(LedgerClient(w3, deployment), *accounts):
+                    click.echo(f"  block {step.block:>5}  {step.tx_hash}  {step.what}")
+            except TransactionReverted as exc:
+                _stop(started_devnet)
+                raise click.ClickException(f"the demo failed: {exc}") from exc
     if detach:
         if on_devnet:
             click.echo("detached: stop the devnet with `anchorline devnet stop`")
