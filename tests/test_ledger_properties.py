@@ -610,6 +610,16 @@ TARGET = st.one_of(st.integers(0, 7).map(lambda k: ("fit", k)), st.integers(0, 6
 HOLDER_PICK = st.one_of(st.sampled_from(HOLDERS), st.sampled_from(CAST))
 
 
+def _guided_advance_rule(name: str) -> Callable[..., None]:
+    """A rule that moves a live receivable one step on (`LedgerMachine._advance`), named `name`."""
+
+    def advance(self: LedgerMachine, k: int, choice: int) -> None:
+        self._advance(k, choice)
+
+    advance.__name__ = advance.__qualname__ = name
+    return rule(k=st.integers(0, 7), choice=st.integers(0, 11))(advance)
+
+
 class LedgerMachine(RuleBasedStateMachine):
     """One example = one fresh copy of the cast's chain and a random run of actions on it."""
 
@@ -1446,36 +1456,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.travel(overdue_at - self.day)
             self.mark_overdue(item, right)
 
-    # Hypothesis picks rules uniformly: several copies give guided progress a fair share.
-    ADVANCE: ClassVar[dict[str, Any]] = {"k": st.integers(0, 7), "choice": st.integers(0, 11)}
-
-    @rule(**ADVANCE)
-    def advance(self, k, choice):
-        self._advance(k, choice)
-
-    @rule(**ADVANCE)
-    def advance_2(self, k, choice):
-        self._advance(k, choice)
-
-    @rule(**ADVANCE)
-    def advance_3(self, k, choice):
-        self._advance(k, choice)
-
-    @rule(**ADVANCE)
-    def advance_4(self, k, choice):
-        self._advance(k, choice)
-
-    @rule(**ADVANCE)
-    def advance_5(self, k, choice):
-        self._advance(k, choice)
-
-    @rule(**ADVANCE)
-    def advance_6(self, k, choice):
-        self._advance(k, choice)
-
-    @rule(**ADVANCE)
-    def advance_7(self, k, choice):
-        self._advance(k, choice)
+    # Hypothesis picks rules uniformly: seven copies of this one give guided progress a fair share.
+    advance_1, advance_2, advance_3, advance_4, advance_5, advance_6, advance_7 = (
+        _guided_advance_rule(f"advance_{copy}") for copy in range(1, 8)
+    )
 
     # ------------------------------------------------------------------ invariants
     @invariant()
