@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean constraints
 
 install: $(STAMP_PY) $(STAMP_NPM)
 
-$(STAMP_PY): pyproject.toml
+$(STAMP_PY): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json
@@ -29,6 +29,16 @@ test: install
 bench: install
 	$(BIN)/python -m bench.gas
 	$(BIN)/python -m bench.register
+
+# After changing dependencies in pyproject.toml: resolve them afresh and pin the result.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '1,3p' constraints.txt; .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^anchorline'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf build crytic-export .pytest_cache .hypothesis
