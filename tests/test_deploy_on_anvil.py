@@ -139,6 +139,7 @@ def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output = []
+    directory = devnet.default_directory(tmp_path / "instance")
     try:
         for line in process.stdout:
             output.append(line)
@@ -153,16 +154,17 @@ def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
                      "supplier accepts", "buyer repays"):
             assert re.search(rf"block +\d+  0x[0-9a-f]{{64}}  .*{step}", text), (step, text)
         assert "0x" + "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"[:12] not in text  # no keys
-        directory = devnet.default_directory(tmp_path / "instance")
         node = devnet.running(directory)
         assert node is not None
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
+        left_running = devnet.running(directory)
     finally:
         if process.poll() is None:
             process.kill()
+        devnet.stop(directory)  # whatever failed above, no anvil of this test outlives it
     assert process.returncode == 0, rest
     assert "stopped" in rest
-    assert devnet.running(directory) is None
+    assert left_running is None
     assert not Path(f"/proc/{node.pid}").exists() or "anvil" not in Path(f"/proc/{node.pid}/cmdline").read_text()
     assert (tmp_path / "deployments" / "31337.json").exists()
