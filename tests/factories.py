@@ -21,7 +21,7 @@ from web3.logs import DISCARD
 
 from backend.chain import client
 from backend.chain.client import AUDITOR, BUYER, DAY, FINANCIER, SUPPLIER, LedgerClient  # noqa: F401 (re-exported to the tests)
-from backend.chain.compiler import build_contracts
+from backend.chain.compiler import load_artifact
 from backend.chain.transactions import TransactionReverted
 
 CNY = b"CNY"
@@ -177,7 +177,7 @@ def emitted(receipt: Any, event: Any) -> list[dict[str, Any]]:
 def deploy(ledger: Ledger, name: str, *args: Any) -> Contract:
     """Deploy one more instance of an Anchorline contract (constructor checks, admin rules);
     a reverting constructor raises `TransactionReverted`."""
-    artifact = build_contracts().artifacts[name]
+    artifact = load_artifact(name)
     factory = ledger.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     receipt = ledger.send(ledger.operator, factory.constructor(*args))
     return ledger.w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
