@@ -2,8 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {IParticipantRegistry, Roles} from "./interfaces/IParticipantRegistry.sol";
-import {ParticipantGated} from "./base/ParticipantGated.sol";
+import {Roles} from "./interfaces/IParticipantRegistry.sol";
+import {ParticipantRegistry} from "./ParticipantRegistry.sol";
+import {Operated} from "./base/Operated.sol";
 import {ReceivableRegistry} from "./ReceivableRegistry.sol";
 import {SettlementToken} from "./SettlementToken.sol";
 
@@ -14,11 +15,12 @@ import {SettlementToken} from "./SettlementToken.sol";
 /// transaction (delivery versus payment). The buyer repays the holder at maturity, in one or
 /// several payments; late receivables are marked overdue and then defaulted, and with recourse
 /// financing the original seller's liability for the shortfall is recorded.
-/// @dev This contract is the settlement agent of the token and the servicer of the registry
-/// (both fixed when they were deployed). It moves tokens only from the caller or from a
-/// financier at the terms of the offer that financier posted, and receivables only from the
-/// seller who asked for financing or the holder a recourse seller buys back from.
-contract Financing is ParticipantGated, ReentrancyGuardTransient {
+/// @dev This contract is also the platform's {ParticipantRegistry}, and it is the settlement
+/// agent of the token and the servicer of the registry (all three fixed in them when they were
+/// deployed). It moves tokens only from the caller or from a financier at the terms of the
+/// offer that financier posted, and receivables only from the seller who asked for financing or
+/// the holder a recourse seller buys back from.
+contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
     enum RequestStatus {
         None,
         Open,
@@ -124,11 +126,10 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     constructor(
         ReceivableRegistry registry_,
         SettlementToken settlementToken_,
-        IParticipantRegistry participants_,
         uint40 gracePeriod_,
         uint40 defaultPeriod_,
         Administration memory administration
-    ) ParticipantGated(participants_, administration) {
+    ) Operated(administration) {
         if (address(registry_) == address(0) || address(settlementToken_) == address(0)) revert ZeroAddress();
         registry = registry_;
         settlementToken = settlementToken_;
@@ -250,7 +251,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     /// @notice A financier funds an open request outright at its asking advance.
     function fundRequest(uint256 id) external nonReentrant {
         Request memory request = _liveRequest(id);
-        address seller = participants.accountOf(request.sellerId);
+        address seller = accountOf(request.sellerId);
         if (seller == msg.sender) revert SelfFinancing(msg.sender);
         _requireParticipants(seller, Roles.HOLDER, msg.sender, Roles.FINANCIER);
         _settle(id, request, seller, msg.sender, request.askingAdvance, false);
@@ -349,7 +350,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
     /// @notice The current (or last) financing request of a receivable, with its seller.
     function getRequest(uint256 id) external view returns (Request memory request, address seller) {
         request = _requests[id];
-        seller = participants.accountOf(request.sellerId);
+        seller = accountOf(request.sellerId);
     }
 
     /// @notice `financier`'s offer on a receivable. An open offer of a past round, on a request
@@ -381,7 +382,7 @@ contract Financing is ParticipantGated, ReentrancyGuardTransient {
             uint32[] storage earlier = _earlierRecourseSellerIds[id];
             sellerId = earlier.length == 0 ? 0 : earlier[earlier.length - 1];
         }
-        return sellerId == 0 ? address(0) : participants.accountOf(sellerId);
+        return sellerId == 0 ? address(0) : accountOf(sellerId);
     }
 
     function _liveRequest(uint256 id) private view returns (Request memory request) {

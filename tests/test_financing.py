@@ -957,14 +957,12 @@ def test_paused_platform_stops_a_recourse_buy_back(ledger, financing, actors, ma
 
 def test_constructor_wires_registry_token_and_periods(ledger):
     administration = (0, ledger.operator.address, ledger.operator.address)
-    registry, token, participants = ledger.registry.address, ledger.token.address, ledger.participants.address
+    registry, token = ledger.registry.address, ledger.token.address
     with reverts("ZeroAddress"):
-        deploy(ledger, "Financing", ZERO_ADDRESS, token, participants, DAY, DAY, administration)
+        deploy(ledger, "Financing", ZERO_ADDRESS, token, DAY, DAY, administration)
     with reverts("ZeroAddress"):
-        deploy(ledger, "Financing", registry, ZERO_ADDRESS, participants, DAY, DAY, administration)
-    with reverts("ZeroAddress"):
-        deploy(ledger, "Financing", registry, token, ZERO_ADDRESS, DAY, DAY, administration)
-    financing = deploy(ledger, "Financing", registry, token, participants, 3 * DAY, 7 * DAY, administration)
+        deploy(ledger, "Financing", registry, ZERO_ADDRESS, DAY, DAY, administration)
+    financing = deploy(ledger, "Financing", registry, token, 3 * DAY, 7 * DAY, administration)
     assert financing.functions.settlementCurrency().call() == b"CNY"
     assert (financing.functions.gracePeriod().call(), financing.functions.defaultPeriod().call()) == (3 * DAY, 7 * DAY)
 

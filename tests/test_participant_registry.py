@@ -1,5 +1,5 @@
-"""ParticipantRegistry: onboarding, roles, suspension, the id lookups every contract relies on,
-the platform-wide pause, and who may administer it."""
+"""ParticipantRegistry (deployed as part of Financing): onboarding, roles, suspension, the id
+lookups every contract relies on, the platform-wide pause, and who may administer it."""
 from __future__ import annotations
 
 import pytest
@@ -27,6 +27,12 @@ ORG_REF = b"\x42" * 32
 REASON = b"KYC-REVIEW".ljust(32, b"\x00")
 
 
+def deploy_registry(ledger, administration):
+    """Another participant registry, that is, another Financing (which is one), wired to the
+    ledger's token and receivable registry."""
+    return deploy(ledger, "Financing", ledger.registry.address, ledger.token.address, DAY, DAY, administration)
+
+
 @pytest.fixture
 def ledger(reused_ledger):
     """One Ledger for the module, rolled back after each test."""
@@ -44,7 +50,7 @@ def onboard(ledger, account, roles, ref=ORG_REF):
 
 def record(participants, account):
     """participantOf as a dict."""
-    return dict(zip(("id", "roles", "suspended", "onboarded_at"), participants.functions.participantOf(account.address).call()))
+    return dict(zip(("id", "roles", "suspended"), participants.functions.participantOf(account.address).call()))
 
 
 # ---------------------------------------------------------------------- onboarding
@@ -60,8 +66,7 @@ def test_onboard_gives_sequential_ids_and_records_the_participant(ledger, partic
     assert emitted(receipt, participants.events.ParticipantOnboarded) == [
         {"account": first.address, "id": count + 1, "roles": SUPPLIER | BUYER, "organisationRef": ORG_REF}
     ]
-    block_time = ledger.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
-    assert record(participants, first) == {"id": count + 1, "roles": SUPPLIER | BUYER, "suspended": False, "onboarded_at": block_time}
+    assert record(participants, first) == {"id": count + 1, "roles": SUPPLIER | BUYER, "suspended": False}
     assert record(participants, second)["id"] == count + 2
     assert participants.functions.participantCount().call() == count + 2
     assert participants.functions.accountOf(count + 1).call() == first.address
@@ -200,7 +205,7 @@ def test_unknown_accounts_and_ids_read_as_nothing(ledger, participants):
     count = participants.functions.participantCount().call()
     assert participants.functions.isActive(stranger.address, ANY_ROLE).call() is False
     assert participants.functions.activeId(stranger.address, ANY_ROLE).call() == 0
-    assert record(participants, stranger) == {"id": 0, "roles": 0, "suspended": False, "onboarded_at": 0}
+    assert record(participants, stranger) == {"id": 0, "roles": 0, "suspended": False}
     assert participants.functions.accountOf(0).call() == ZERO_ADDRESS
     assert participants.functions.accountOf(count + 1).call() == ZERO_ADDRESS
 
@@ -346,7 +351,7 @@ def test_the_admin_role_cannot_be_granted_or_revoked_directly(ledger, participan
 
 def test_handing_over_the_admin_role_takes_two_steps_and_the_delay(ledger, travel_to):
     delay = 2 * DAY
-    registry = deploy(ledger, "ParticipantRegistry", (delay, ledger.operator.address, ledger.operator.address))
+    registry = deploy_registry(ledger, (delay, ledger.operator.address, ledger.operator.address))
     successor, intruder = ledger.new_account(), ledger.new_account()
 
     with reverts("AccessControlUnauthorizedAccount"):
@@ -375,7 +380,7 @@ def test_handing_over_the_admin_role_takes_two_steps_and_the_delay(ledger, trave
 
 def test_constructor_needs_an_admin_and_an_operator(ledger):
     with reverts("ZeroAddress"):
-        deploy(ledger, "ParticipantRegistry", (0, ledger.operator.address, ZERO_ADDRESS))
+        deploy_registry(ledger, (0, ledger.operator.address, ZERO_ADDRESS))
     with reverts("AccessControlInvalidDefaultAdmin") as error:
-        deploy(ledger, "ParticipantRegistry", (0, ZERO_ADDRESS, ledger.operator.address))
+        deploy_registry(ledger, (0, ZERO_ADDRESS, ledger.operator.address))
     assert error["args"] == (ZERO_ADDRESS,)

@@ -72,10 +72,11 @@ class LedgerClient:
 
     def __post_init__(self) -> None:
         contracts = self.deployment.contracts(self.w3)
-        self.participants = contracts["ParticipantRegistry"]
         self.token = contracts["SettlementToken"]
         self.registry = contracts["ReceivableRegistry"]
         self.financing = contracts["Financing"]
+        # Financing is also the platform's participant registry.
+        self.participants = self.financing
 
     def send(self, account: LocalAccount, call: Any) -> TxReceipt:
         """Sign and send a contract call (or plain transaction fields); raise if it reverts."""

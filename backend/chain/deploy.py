@@ -1,10 +1,11 @@
 """Deploying the Anchorline contracts with web3.py and a local eth-account key.
 
-Order and wiring: the participant registry first; then the settlement token and the receivable
-registry, which both name the Financing contract as their settlement agent / servicer in an
-immutable (cheaper on every settlement than a role lookup, and the rules cannot be swapped
-under the participants); then Financing itself. The four transactions are signed with the
-deployer's next four nonces, so Financing's address is known before the first is sent.
+Order and wiring: the settlement token and the receivable registry first, which both name the
+Financing contract in immutables, as their participant registry (Financing is also the
+platform's ParticipantRegistry) and as their settlement agent / servicer (cheaper on every
+settlement than a role lookup, and the rules cannot be swapped under the participants); then
+Financing itself. The three transactions are signed with the deployer's next three nonces, so
+Financing's address is known before the first is sent.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from backend.chain import transactions
 from backend.chain.compiler import build_contracts
 from backend.paths import BUILD_DIR
 
-CONTRACT_NAMES = ("ParticipantRegistry", "SettlementToken", "ReceivableRegistry", "Financing")
+CONTRACT_NAMES = ("SettlementToken", "ReceivableRegistry", "Financing")
 DAY = 86_400
 
 
@@ -73,7 +74,7 @@ class Deployment:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def contracts(self, w3: Web3, build_dir: Path = BUILD_DIR) -> dict[str, Contract]:
-        """The four deployed contracts, by name."""
+        """The deployed contracts, by name."""
         artifacts = build_contracts(build_dir=build_dir).artifacts
         return {
             name: w3.eth.contract(address=address, abi=artifacts[name]["abi"])
@@ -99,7 +100,7 @@ def deploy_contracts(
     settings: DeploySettings | None = None,
     build_dir: Path = BUILD_DIR,
 ) -> Deployment:
-    """Deploy the four contracts, wired to each other, and return where they are."""
+    """Deploy the contracts, wired to each other, and return where they are."""
     settings = settings or DeploySettings()
     build = build_contracts(build_dir=build_dir)
     artifacts = build.artifacts
@@ -115,26 +116,22 @@ def deploy_contracts(
         receipt = transactions.send(w3, deployer, factory.constructor(*args), nonce=next(nonces))
         return receipt["contractAddress"], receipt["blockNumber"]
 
-    financing_predicted = create_address(deployer.address, first_nonce + 3)
-    participants, first_block = deploy("ParticipantRegistry", administration)
-    token, _ = deploy(
+    financing_predicted = create_address(deployer.address, first_nonce + len(CONTRACT_NAMES) - 1)
+    token, first_block = deploy(
         "SettlementToken",
         settings.token_name,
         settings.token_symbol,
         settings.currency.encode(),
         settings.token_decimals,
-        participants,
-        financing_predicted,
+        financing_predicted,  # the participant registry
+        financing_predicted,  # the settlement agent
         administration,
     )
-    registry, _ = deploy("ReceivableRegistry", participants, financing_predicted, administration)
-    financing, _ = deploy(
-        "Financing", registry, token, participants, settings.grace_period, settings.default_period, administration
-    )
+    registry, _ = deploy("ReceivableRegistry", financing_predicted, financing_predicted, administration)
+    financing, _ = deploy("Financing", registry, token, settings.grace_period, settings.default_period, administration)
     if financing != financing_predicted:  # only a node that ignores the signed nonce gets here
         raise DeploymentError(f"Financing landed at {financing}, not at the predicted {financing_predicted}")
     addresses = {
-        "ParticipantRegistry": participants,
         "SettlementToken": token,
         "ReceivableRegistry": registry,
         "Financing": financing,

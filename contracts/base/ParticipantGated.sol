@@ -13,9 +13,6 @@ abstract contract ParticipantGated is Operated {
     /// @notice The registry consulted on every gated action; also the platform's pause switch.
     IParticipantRegistry public immutable participants;
 
-    /// @notice `account` is not onboarded, is suspended, or holds none of the roles in `roleMask`.
-    error ParticipantNotActive(address account, uint8 roleMask);
-
     constructor(IParticipantRegistry participants_, Administration memory administration) Operated(administration) {
         if (address(participants_) == address(0)) revert ZeroAddress();
         participants = participants_;
@@ -24,7 +21,7 @@ abstract contract ParticipantGated is Operated {
     /// @return id The participant id of `account`.
     function _requireParticipant(address account, uint8 roleMask) internal view returns (uint32 id) {
         id = participants.activeId(account, roleMask);
-        if (id == 0) revert ParticipantNotActive(account, roleMask);
+        if (id == 0) revert IParticipantRegistry.ParticipantNotActive(account, roleMask);
     }
 
     /// @dev Two checks in one call: a transfer's two ends, or an invoice's supplier and buyer.
@@ -34,8 +31,8 @@ abstract contract ParticipantGated is Operated {
         returns (uint32 firstId, uint32 secondId)
     {
         (firstId, secondId) = participants.activeIds(first, firstMask, second, secondMask);
-        if (firstId == 0) revert ParticipantNotActive(first, firstMask);
-        if (secondId == 0) revert ParticipantNotActive(second, secondMask);
+        if (firstId == 0) revert IParticipantRegistry.ParticipantNotActive(first, firstMask);
+        if (secondId == 0) revert IParticipantRegistry.ParticipantNotActive(second, secondMask);
     }
 
     /// @dev For the few actions open to anyone, which involve no participant check.

@@ -21,6 +21,9 @@ library Roles {
 /// compact id (from 1, in onboarding order), so that contracts can store a counterparty in 32
 /// bits and pack a whole receivable into one storage slot.
 interface IParticipantRegistry {
+    /// @notice `account` is not onboarded, is suspended, or holds none of the roles in `roleMask`.
+    error ParticipantNotActive(address account, uint8 roleMask);
+
     /// @notice True when the operator has paused the platform.
     function paused() external view returns (bool);
 
