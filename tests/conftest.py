@@ -16,6 +16,9 @@ from backend.chain.connection import connect, dev_accounts
 from backend.chain.deploy import DeploySettings, deploy_contracts
 from tests.factories import AUDITOR, BUYER, FINANCIER, SUPPLIER, Ledger
 
+# Database fixtures (an app migrated to head on SQLite, a throw-away PostgreSQL database).
+pytest_plugins = ["tests.db_fixtures"]
+
 
 # ---------------------------------------------------------------------- contracts on eth-tester
 

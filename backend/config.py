@@ -1,0 +1,106 @@
+"""Anchorline's configuration: read from the environment in one place.
+
+`load_config` returns the Flask config mapping. Each setting comes from the mapping passed to
+`create_app` if it has it, else from the environment variable of the same name, else from the
+default below. The settings: DATABASE_URL, SECRET_KEY, ETH_RPC_URL, REDIS_URL,
+RATELIMIT_STORAGE_URI, MAX_CONTENT_LENGTH, DOCUMENTS_DIR, OPENAPI_SWAGGER_UI_URL and
+OPENAPI_REDOC_URL. The defaults keep local state in the instance folder `create_app` gives:
+the SQLite database, the generated secret key and the documents.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024  # the largest request body (an invoice PDF upload)
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_RATELIMIT_STORAGE_URI = "memory://"
+SECRET_KEY_FILE = "secret_key"
+DATABASE_FILE = "anchorline.db"
+
+# The OpenAPI document is served at /api/v1/openapi.json. Swagger UI and ReDoc pages are
+# offered at /api/v1/docs and /api/v1/redoc only when OPENAPI_SWAGGER_UI_URL or
+# OPENAPI_REDOC_URL name where their scripts are served from: flask-smorest loads them from a
+# CDN by default, and nothing Anchorline serves may need the internet at run time.
+API_SETTINGS: Mapping[str, Any] = {
+    "API_TITLE": "Anchorline",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_REDOC_PATH": "redoc",
+}
+UI_SCRIPT_SETTINGS = ("OPENAPI_SWAGGER_UI_URL", "OPENAPI_REDOC_URL")
+
+
+def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Path) -> dict[str, Any]:
+    """The Flask config: `overrides`, then the environment, then the defaults.
+
+    A setting set to the empty string counts as unset. Every other key of `overrides`
+    (TESTING, for example) is passed through to Flask unchanged.
+    """
+    overrides = dict(overrides or {})
+
+    def setting(name: str) -> Any:
+        if name in overrides:
+            return overrides[name] or None
+        return os.environ.get(name) or None
+
+    database_url = setting("DATABASE_URL") or _default_database_url(instance_dir)
+    return {
+        **API_SETTINGS,
+        **{name: value for name in UI_SCRIPT_SETTINGS if (value := setting(name))},
+        # Workers hold connections for hours; a PostgreSQL restart must not break them.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        **overrides,
+        "DATABASE_URL": database_url,
+        "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(database_url),
+        "SECRET_KEY": setting("SECRET_KEY") or _instance_secret_key(instance_dir),
+        # None means the local devnet's URL, as backend.chain.connection.rpc_url() resolves it.
+        "ETH_RPC_URL": setting("ETH_RPC_URL"),
+        "REDIS_URL": setting("REDIS_URL") or DEFAULT_REDIS_URL,
+        "RATELIMIT_STORAGE_URI": setting("RATELIMIT_STORAGE_URI") or DEFAULT_RATELIMIT_STORAGE_URI,
+        "MAX_CONTENT_LENGTH": int(setting("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH),
+        "DOCUMENTS_DIR": Path(setting("DOCUMENTS_DIR") or instance_dir / "documents").absolute(),
+    }
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """`database_url` with the PostgreSQL driver named: SQLAlchemy reads a bare postgresql://
+    (or Heroku-style postgres://) URL as psycopg2, but the installed driver is psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if database_url.startswith(scheme):
+            return "postgresql+psycopg://" + database_url.removeprefix(scheme)
+    return database_url
+
+
+def _default_database_url(instance_dir: Path) -> str:
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{instance_dir / DATABASE_FILE}"
+
+
+def _instance_secret_key(instance_dir: Path) -> str:
+    """The key in <instance>/secret_key, made on first use, readable by its owner only.
+
+    The web server and the workers may start at the same moment: the key is written to a
+    temporary file and linked into place, which fails if another process got there first; then
+    that process's key is the one every process reads.
+    """
+    path = instance_dir / SECRET_KEY_FILE
+    if not path.exists():
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=instance_dir, prefix=".secret_key-")  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_hex(32))
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()

@@ -1,0 +1,62 @@
+"""Anchorline's tables (SQLAlchemy 2.0 declarative models on `backend.extensions.db`).
+
+The database is a projection of the ledger plus the facts that live only off-chain. Its schema
+is made by the Alembic migrations in migrations/, never by `create_all`. Conventions:
+timestamps are timezone-aware UTC; amounts are BigInteger minor units of the invoice's
+currency; receivable ids, hashes and references are 0x-hex strings (66 characters) and
+addresses checksummed (42); enums are stored as their string values and checked by the
+database.
+
+Importing this package registers every table on `db.metadata`.
+"""
+from backend.models.audit import APPEND_ONLY_MESSAGE, AppendOnlyError, AuditLog
+from backend.models.chain import ChainEvent, ChainTransaction, ChainTransactionStatus, ContractName, IndexerCursor
+from backend.models.financing import (
+    FinancingRequest,
+    FinancingRequestStatus,
+    Offer,
+    OfferStatus,
+    Repayment,
+    RepaymentStatus,
+    TokenOperation,
+    TokenOperationKind,
+    TokenOperationStatus,
+)
+from backend.models.idempotency import IDEMPOTENCY_RETENTION, IdempotencyRecord
+from backend.models.invoices import Delinquency, Document, Invoice, InvoiceSource, InvoiceStatus
+from backend.models.organisations import ApiKey, KycStatus, Organisation, Role, SigningKey, User
+from backend.models.types import utcnow
+
+__all__ = [
+    "APPEND_ONLY_MESSAGE",
+    "IDEMPOTENCY_RETENTION",
+    "ApiKey",
+    "AppendOnlyError",
+    "AuditLog",
+    "ChainEvent",
+    "ChainTransaction",
+    "ChainTransactionStatus",
+    "ContractName",
+    "Delinquency",
+    "Document",
+    "FinancingRequest",
+    "FinancingRequestStatus",
+    "IdempotencyRecord",
+    "IndexerCursor",
+    "Invoice",
+    "InvoiceSource",
+    "InvoiceStatus",
+    "KycStatus",
+    "Offer",
+    "OfferStatus",
+    "Organisation",
+    "Repayment",
+    "RepaymentStatus",
+    "Role",
+    "SigningKey",
+    "TokenOperation",
+    "TokenOperationKind",
+    "TokenOperationStatus",
+    "User",
+    "utcnow",
+]

@@ -1,0 +1,137 @@
+"""Database fixtures: an application on a migrated SQLite file, a throw-away PostgreSQL
+database, and both backends in turn.
+
+Every schema here is made by the migrations (flask_migrate.upgrade), as in production. The
+PostgreSQL server is ANCHORLINE_TEST_POSTGRES (a libpq URL of a database the user may connect
+to, with the right to create databases), by default postgres on 127.0.0.1:5432; tests that
+need it are skipped, with the reason, when nothing answers there.
+
+A test module imports the fixtures it uses and the fixtures those depend on (app needs
+instance_dir and migrated_sqlite_template; app_on_each_backend needs database_url,
+instance_dir and postgres_url), unless tests/conftest.py loads this module as a plugin.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import flask_migrate
+import psycopg
+import pytest
+from flask import Flask
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from backend import paths
+from backend.app import create_app
+from backend.extensions import db
+
+POSTGRES_ADMIN_URL = os.environ.get("ANCHORLINE_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
+# The settings backend.config reads from the environment; a developer's values must not leak
+# into the tests.
+CONFIG_ENVIRONMENT = (
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "ETH_RPC_URL",
+    "REDIS_URL",
+    "RATELIMIT_STORAGE_URI",
+    "MAX_CONTENT_LENGTH",
+    "DOCUMENTS_DIR",
+    "OPENAPI_SWAGGER_UI_URL",
+    "OPENAPI_REDOC_URL",
+)
+
+
+def isolate_configuration(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """Point backend.paths.INSTANCE_DIR at `directory` and hide Anchorline's settings from the
+    environment, so create_app reads nothing of the developer's machine."""
+    monkeypatch.setattr(paths, "INSTANCE_DIR", directory)
+    for name in CONFIG_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def instance_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty instance folder for create_app, and an environment without Anchorline's settings."""
+    directory = tmp_path / "instance"
+    directory.mkdir()
+    isolate_configuration(monkeypatch, directory)
+    return directory
+
+
+def migrated_app(database_url: str) -> Flask:
+    """A testing application on `database_url`, its schema upgraded to the migrations' head."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+def dispose(app: Flask) -> None:
+    """Close the application's database connections (before its database is dropped)."""
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session: `app` starts each test from a copy,
+    which takes milliseconds where running the migrations takes a good part of a second."""
+    directory = tmp_path_factory.mktemp("migrated-sqlite")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_configuration(monkeypatch, directory)
+        dispose(migrated_app(f"sqlite:///{directory / 'template.db'}"))
+    return directory / "template.db"
+
+
+@pytest.fixture
+def app(instance_dir: Path, migrated_sqlite_template: Path) -> Iterator[Flask]:
+    """The application on a fresh SQLite file in the instance folder, migrated to head (a copy
+    of `migrated_sqlite_template`)."""
+    database = instance_dir / "test.db"
+    source, target = sqlite3.connect(migrated_sqlite_template), sqlite3.connect(database)
+    try:
+        source.backup(target)  # a consistent copy whatever is still in the write-ahead log
+    finally:
+        source.close()
+        target.close()
+    application = create_app({"DATABASE_URL": f"sqlite:///{database}", "TESTING": True})
+    yield application
+    dispose(application)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty PostgreSQL database, dropped after the test."""
+    server = make_url(POSTGRES_ADMIN_URL)
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {server.host}:{server.port or 5432}: {exc}")
+    name = f"anchorline_test_{uuid.uuid4().hex[:16]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield server.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+        finally:
+            # FORCE ends connections a failed test may have left open.
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, instance_dir: Path) -> str:
+    """The URL of a new, empty database: the test runs once on SQLite, once on PostgreSQL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{instance_dir / 'test.db'}"
+
+
+@pytest.fixture
+def app_on_each_backend(database_url: str) -> Iterator[Flask]:
+    """The application migrated to head, once on SQLite and once on PostgreSQL."""
+    application = migrated_app(database_url)
+    yield application
+    dispose(application)
