@@ -16,6 +16,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import flask_migrate
@@ -135,3 +136,11 @@ def app_on_each_backend(database_url: str) -> Iterator[Flask]:
     application = migrated_app(database_url)
     yield application
     dispose(application)
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Any]:
+    """The app's database session inside an application context, for service-level tests."""
+    with app.app_context():
+        yield db.session
+        db.session.rollback()

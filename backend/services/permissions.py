@@ -1,0 +1,245 @@
+"""The authorisation table: which roles may do what, to objects they stand in which relation to.
+
+Every service calls `authorize(actor, action, subject)` before it changes or returns anything,
+and every list is filtered by the `visible_*` clauses; nothing else decides who may do what.
+Order of the checks, and why:
+1. A suspended organisation, or one whose KYC is not approved, can do nothing at all.
+2. An object the actor may not see is `NotFound`, never `PermissionDenied`: the answer must not
+   tell a stranger that it exists (the API answers 404).
+3. The actor's roles must include one of the action's roles.
+4. A read-only API key may not write.
+5. The actor must stand in the action's relation to the object (its buyer, its holder, ...).
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, or_, select, true
+
+from backend.extensions import db
+from backend.models import (
+    ApiKey,
+    FinancingRequest,
+    FinancingRequestStatus,
+    Invoice,
+    KycStatus,
+    Offer,
+    Organisation,
+    Repayment,
+    Role,
+)
+from backend.security.api_keys import Scope
+from backend.services.actors import Actor
+from backend.services.errors import NotFound, OrganisationInactive, PermissionDenied
+
+# Who may hold a receivable (the ledger's Roles.HOLDER).
+HOLDER_ROLES = Role.SUPPLIER | Role.FINANCIER
+# Who reads everything: the auditor, and the operator's staff who run the platform.
+READ_ALL_ROLES = Role.AUDITOR | Role.OPERATOR
+ALL_ROLES = Role.SUPPLIER | Role.BUYER | Role.FINANCIER | Role.AUDITOR | Role.OPERATOR
+
+
+class Action(enum.StrEnum):
+    REGISTER_INVOICE = "invoice.register"
+    CANCEL_INVOICE = "invoice.cancel"
+    CONFIRM_PAYABLE = "invoice.confirm"
+    DISPUTE_PAYABLE = "invoice.dispute"
+    SPLIT_RECEIVABLE = "invoice.split"
+    TRANSFER_RECEIVABLE = "invoice.transfer"
+    REPAY = "invoice.repay"
+    MARK_OVERDUE = "invoice.mark_overdue"
+    MARK_DEFAULTED = "invoice.mark_defaulted"
+    VIEW_INVOICE = "invoice.view"
+    REQUEST_FINANCING = "financing.request"
+    CANCEL_FINANCING_REQUEST = "financing.cancel"
+    FUND_REQUEST = "financing.fund"
+    VIEW_FINANCING_REQUEST = "financing.view"
+    MAKE_OFFER = "offer.make"
+    WITHDRAW_OFFER = "offer.withdraw"
+    ACCEPT_OFFER = "offer.accept"
+    VIEW_OFFER = "offer.view"
+    VIEW_ORGANISATION = "organisation.view"
+    CREATE_ORGANISATION = "organisation.create"
+    DECIDE_KYC = "organisation.decide_kyc"
+    SUSPEND_ORGANISATION = "organisation.suspend"
+    REINSTATE_ORGANISATION = "organisation.reinstate"
+    CREATE_USER = "user.create"
+    MINT_TOKENS = "token.mint"
+    BURN_TOKENS = "token.burn"
+    MANAGE_API_KEYS = "api_key.manage"
+    READ_AUDIT_LOG = "audit.read"
+
+
+class Relation(enum.StrEnum):
+    """How the actor must stand to the action's object."""
+
+    ANY = "any"  # no object, or any object it can see
+    SUPPLIER = "supplier"  # the invoice's issuer
+    BUYER = "buyer"  # the invoice's buyer
+    HOLDER = "holder"  # the receivable's current holder
+    SELLER = "seller"  # who asked for the financing (of a request, or of an offer's request)
+    FINANCIER = "financier"  # who made the offer
+    OWN_ORGANISATION = "own-organisation"  # the actor's own organisation (or its API key)
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: Role
+    relation: Relation
+    writes: bool
+
+
+RULES: dict[Action, Rule] = {
+    Action.REGISTER_INVOICE: Rule(Role.SUPPLIER, Relation.ANY, writes=True),
+    Action.CANCEL_INVOICE: Rule(Role.SUPPLIER, Relation.SUPPLIER, writes=True),
+    Action.CONFIRM_PAYABLE: Rule(Role.BUYER, Relation.BUYER, writes=True),
+    Action.DISPUTE_PAYABLE: Rule(Role.BUYER, Relation.BUYER, writes=True),
+    Action.SPLIT_RECEIVABLE: Rule(HOLDER_ROLES, Relation.HOLDER, writes=True),
+    Action.TRANSFER_RECEIVABLE: Rule(HOLDER_ROLES, Relation.HOLDER, writes=True),
+    Action.REPAY: Rule(Role.BUYER, Relation.BUYER, writes=True),
+    Action.MARK_OVERDUE: Rule(HOLDER_ROLES, Relation.HOLDER, writes=True),
+    Action.MARK_DEFAULTED: Rule(HOLDER_ROLES, Relation.HOLDER, writes=True),
+    Action.VIEW_INVOICE: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    Action.REQUEST_FINANCING: Rule(HOLDER_ROLES, Relation.HOLDER, writes=True),
+    Action.CANCEL_FINANCING_REQUEST: Rule(HOLDER_ROLES, Relation.SELLER, writes=True),
+    Action.FUND_REQUEST: Rule(Role.FINANCIER, Relation.ANY, writes=True),
+    Action.VIEW_FINANCING_REQUEST: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    Action.MAKE_OFFER: Rule(Role.FINANCIER, Relation.ANY, writes=True),
+    Action.WITHDRAW_OFFER: Rule(Role.FINANCIER, Relation.FINANCIER, writes=True),
+    Action.ACCEPT_OFFER: Rule(HOLDER_ROLES, Relation.SELLER, writes=True),
+    Action.VIEW_OFFER: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.DECIDE_KYC: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.SUSPEND_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.REINSTATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.CREATE_USER: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.MINT_TOKENS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.BURN_TOKENS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    # Every active organisation manages its own machine clients' keys (auditors' are read-only).
+    Action.MANAGE_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=True),
+    Action.READ_AUDIT_LOG: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+}
+
+
+# ---------------------------------------------------------------- visibility (lists and lookups)
+
+
+def reads_everything(actor: Actor) -> bool:
+    return actor.has_any(READ_ALL_ROLES)
+
+
+def visible_invoices(actor: Actor) -> ColumnElement[bool]:
+    """Invoices the actor may see: a supplier its own and those it holds, a buyer the payables
+    addressed to it, a financier those it holds and those open for financing."""
+    if reads_everything(actor):
+        return true()
+    org_id = actor.organisation.id
+    clauses: list[ColumnElement[bool]] = [
+        Invoice.supplier_id == org_id,
+        Invoice.buyer_id == org_id,
+        Invoice.holder_id == org_id,
+    ]
+    if actor.has_any(Role.FINANCIER):
+        clauses.append(
+            exists().where(
+                FinancingRequest.invoice_id == Invoice.id, FinancingRequest.status == FinancingRequestStatus.OPEN
+            )
+        )
+    return or_(*clauses)
+
+
+def visible_offers(actor: Actor) -> ColumnElement[bool]:
+    """Offers the actor may see: a financier only its own, a seller those on its requests."""
+    if reads_everything(actor):
+        return true()
+    org_id = actor.organisation.id
+    return or_(
+        Offer.financier_id == org_id,
+        exists().where(FinancingRequest.id == Offer.financing_request_id, FinancingRequest.seller_id == org_id),
+    )
+
+
+def can_see(actor: Actor, subject: Any) -> bool:
+    """The same rules as the `visible_*` clauses, for one object (asked of the database, so the
+    two can never disagree)."""
+    if isinstance(subject, Invoice):
+        return _matches(Invoice, subject.id, visible_invoices(actor))
+    if isinstance(subject, FinancingRequest | Repayment):
+        return can_see(actor, subject.invoice)
+    if isinstance(subject, Offer):
+        return _matches(Offer, subject.id, visible_offers(actor))
+    if isinstance(subject, Organisation):
+        return True  # the participant directory is open to every active participant
+    if isinstance(subject, ApiKey):
+        return subject.organisation_id == actor.organisation.id
+    raise TypeError(f"no visibility rule for {type(subject).__name__}")
+
+
+def _matches(model: Any, object_id: int, clause: ColumnElement[bool]) -> bool:
+    return db.session.scalar(select(exists().where(model.id == object_id, clause))) is True
+
+
+# ---------------------------------------------------------------- relations
+
+
+def _seller_id(subject: Any) -> int | None:
+    if isinstance(subject, FinancingRequest):
+        return subject.seller_id
+    if isinstance(subject, Offer):
+        return subject.financing_request.seller_id
+    return None
+
+
+RELATIONS: dict[Relation, Callable[[Actor, Any], bool]] = {
+    Relation.ANY: lambda actor, subject: True,
+    Relation.SUPPLIER: lambda actor, subject: isinstance(subject, Invoice)
+    and subject.supplier_id == actor.organisation.id,
+    Relation.BUYER: lambda actor, subject: isinstance(subject, Invoice) and subject.buyer_id == actor.organisation.id,
+    Relation.HOLDER: lambda actor, subject: isinstance(subject, Invoice) and subject.holder_id == actor.organisation.id,
+    Relation.SELLER: lambda actor, subject: _seller_id(subject) == actor.organisation.id,
+    Relation.FINANCIER: lambda actor, subject: isinstance(subject, Offer)
+    and subject.financier_id == actor.organisation.id,
+    Relation.OWN_ORGANISATION: lambda actor, subject: (
+        subject.id if isinstance(subject, Organisation) else getattr(subject, "organisation_id", None)
+    )
+    == actor.organisation.id,
+}
+
+
+# ---------------------------------------------------------------- the check
+
+
+def require_active(organisation: Organisation) -> None:
+    """A suspended organisation, or one not (yet) through KYC, can do nothing."""
+    if organisation.suspended:
+        raise OrganisationInactive(f"{organisation.name} is suspended")
+    if organisation.kyc_status != KycStatus.APPROVED:
+        raise OrganisationInactive(f"{organisation.name} has not been approved (KYC {organisation.kyc_status})")
+
+
+def authorize(actor: Actor, action: Action, subject: Any = None) -> None:
+    """Raises unless `actor` may do `action` (to `subject`, when the action has one)."""
+    require_active(actor.organisation)
+    rule = RULES[action]
+    if subject is not None and not can_see(actor, subject):
+        raise NotFound(f"no such {_kind(subject)}")
+    if not actor.has_any(rule.roles):
+        raise PermissionDenied(f"{action} needs the role {_role_names(rule.roles)}")
+    if rule.writes and actor.api_key is not None and Scope.WRITE not in actor.api_key.scopes:
+        raise PermissionDenied("this API key may only read")
+    if subject is not None and not RELATIONS[rule.relation](actor, subject):
+        raise PermissionDenied(f"only the {rule.relation} may {action} this {_kind(subject)}")
+
+
+def _kind(subject: Any) -> str:
+    return {"FinancingRequest": "financing request", "ApiKey": "API key"}.get(
+        type(subject).__name__, type(subject).__name__.lower()
+    )
+
+
+def _role_names(roles: Role) -> str:
+    return " or ".join(role.name.lower() for role in Role if role & roles)

@@ -1,0 +1,163 @@
+"""Factories for domain objects in the database (organisations, actors, invoices, financing),
+flushed so they have ids. They write rows directly, as the indexer would have left them; tests
+of a service build the state before it with these and then call the service."""
+from __future__ import annotations
+
+import itertools
+import secrets
+from datetime import date, datetime, timedelta, timezone
+
+from eth_utils import to_checksum_address
+
+from backend.chain.client import invoice_number_hash, receivable_id
+from backend.extensions import db
+from backend.models import (
+    ApiKey,
+    FinancingRequest,
+    FinancingRequestStatus,
+    Invoice,
+    InvoiceSource,
+    InvoiceStatus,
+    KycStatus,
+    Offer,
+    OfferStatus,
+    Organisation,
+    Role,
+    User,
+)
+from backend.security.api_keys import generate_api_key, hash_secret
+from backend.services.actors import Actor
+
+_sequence = itertools.count(1)
+
+
+def new_address() -> str:
+    return to_checksum_address("0x" + secrets.token_hex(20))
+
+
+def organisation(
+    roles: Role,
+    *,
+    name: str | None = None,
+    kyc: KycStatus = KycStatus.APPROVED,
+    suspended: bool = False,
+    onboarded: bool = True,
+) -> Organisation:
+    """An organisation; `onboarded` gives it a ledger address and participant id."""
+    n = next(_sequence)
+    org = Organisation(
+        name=name or f"{roles.name} {n}",
+        legal_identifier=f"0088:{7300000000000 + n}",
+        roles=roles,
+        kyc_status=kyc,
+        suspended=suspended,
+        chain_address=new_address() if onboarded else None,
+        participant_id=n if onboarded else None,
+    )
+    db.session.add(org)
+    db.session.flush()
+    return org
+
+
+def user(org: Organisation, *, email: str | None = None) -> User:
+    person = User(
+        organisation=org,
+        email=email or f"user{next(_sequence)}@example.com",
+        password_hash="$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$not-a-real-hash-for-tests",
+        display_name="Test User",
+    )
+    db.session.add(person)
+    db.session.flush()
+    return person
+
+
+def actor(org: Organisation, *, scopes: tuple[str, ...] | None = None) -> Actor:
+    """A portal user of `org`, or with `scopes` a machine client holding one of its API keys."""
+    if scopes is None:
+        return Actor(organisation=org, user=user(org))
+    issued = generate_api_key()
+    key = ApiKey(organisation=org, name="test key", prefix=issued.prefix, secret_hash=hash_secret(issued.token),
+                 scopes=list(scopes))
+    db.session.add(key)
+    db.session.flush()
+    return Actor(organisation=org, api_key=key)
+
+
+def invoice(
+    supplier: Organisation,
+    buyer: Organisation,
+    *,
+    status: InvoiceStatus = InvoiceStatus.CONFIRMED,
+    amount_minor: int = 1_000_000,
+    currency: str = "CNY",
+    holder: Organisation | None = None,
+    issue_date: date | None = None,
+    due_in_days: int = 60,
+) -> Invoice:
+    """An invoice as the indexer leaves it once its registration (and confirmation) is mined."""
+    number = f"INV-{next(_sequence):06d}"
+    number_hash = invoice_number_hash(number)
+    issued = issue_date or date.today()
+    row = Invoice(
+        supplier=supplier,
+        buyer=buyer,
+        holder=holder or supplier,
+        invoice_number=number,
+        invoice_number_hash="0x" + number_hash.hex(),
+        currency=currency,
+        amount_minor=amount_minor,
+        issue_date=issued,
+        due_date=date.today() + timedelta(days=due_in_days),
+        source=InvoiceSource.API,
+        receivable_id=(
+            None
+            if status == InvoiceStatus.PENDING
+            else "0x%064x" % receivable_id(supplier.chain_address, buyer.chain_address, number_hash)
+        ),
+        status=status,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def financing_request(
+    invoice_: Invoice,
+    *,
+    status: FinancingRequestStatus = FinancingRequestStatus.OPEN,
+    asking_advance_minor: int = 900_000,
+    deadline_in_days: int = 30,
+    recourse: bool = False,
+) -> FinancingRequest:
+    request = FinancingRequest(
+        invoice=invoice_,
+        seller_id=invoice_.holder_id,
+        round=None if status == FinancingRequestStatus.PENDING else len(invoice_.financing_requests) + 1,
+        asking_advance_minor=asking_advance_minor,
+        deadline=datetime.now(timezone.utc) + timedelta(days=deadline_in_days),
+        recourse=recourse,
+        status=status,
+    )
+    db.session.add(request)
+    db.session.flush()
+    return request
+
+
+def offer(
+    request: FinancingRequest,
+    financier: Organisation,
+    *,
+    advance_minor: int = 950_000,
+    status: OfferStatus = OfferStatus.OPEN,
+    expiry_in_days: int = 20,
+) -> Offer:
+    row = Offer(
+        financing_request=request,
+        financier=financier,
+        advance_minor=advance_minor,
+        expiry=datetime.now(timezone.utc) + timedelta(days=expiry_in_days),
+        status=status,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
