@@ -3,8 +3,10 @@
 `load_config` returns the Flask config mapping. Each setting comes from the mapping passed to
 `create_app` if it has it, else from the environment variable of the same name, else from the
 default below. The settings: DATABASE_URL, SECRET_KEY, ETH_RPC_URL, REDIS_URL,
-RATELIMIT_STORAGE_URI, MAX_CONTENT_LENGTH, DOCUMENTS_DIR, OPENAPI_SWAGGER_UI_URL and
-OPENAPI_REDOC_URL. The defaults keep local state in the instance folder `create_app` gives:
+RATELIMIT_STORAGE_URI, MAX_CONTENT_LENGTH, DOCUMENTS_DIR, OPENAPI_SWAGGER_UI_URL,
+OPENAPI_REDOC_URL, the ledger's business settings (SETTLEMENT_CURRENCY, GRACE_PERIOD_SECONDS,
+DEFAULT_PERIOD_SECONDS: they must match the deployment's) and the rate limits (API_RATE_LIMIT
+per API key or user, LOGIN_RATE_LIMIT per login name). The defaults keep local state in the instance folder `create_app` gives:
 the SQLite database, the generated secret key and the documents.
 """
 from __future__ import annotations
@@ -21,6 +23,13 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RATELIMIT_STORAGE_URI = "memory://"
 SECRET_KEY_FILE = "secret_key"
 DATABASE_FILE = "anchorline.db"
+# The deployment's defaults (backend.chain.deploy.DeploySettings): the settlement token's
+# currency, and the grace and default periods after a due date.
+DEFAULT_SETTLEMENT_CURRENCY = "CNY"
+DEFAULT_GRACE_PERIOD_SECONDS = 5 * 86_400
+DEFAULT_DEFAULT_PERIOD_SECONDS = 30 * 86_400
+DEFAULT_API_RATE_LIMIT = "600 per minute"
+DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
 
 # The OpenAPI document is served at /api/v1/openapi.json. Swagger UI and ReDoc pages are
 # offered at /api/v1/docs and /api/v1/redoc only when OPENAPI_SWAGGER_UI_URL or
@@ -67,6 +76,11 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
         "RATELIMIT_STORAGE_URI": setting("RATELIMIT_STORAGE_URI") or DEFAULT_RATELIMIT_STORAGE_URI,
         "MAX_CONTENT_LENGTH": int(setting("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH),
         "DOCUMENTS_DIR": Path(setting("DOCUMENTS_DIR") or instance_dir / "documents").absolute(),
+        "SETTLEMENT_CURRENCY": setting("SETTLEMENT_CURRENCY") or DEFAULT_SETTLEMENT_CURRENCY,
+        "GRACE_PERIOD_SECONDS": int(setting("GRACE_PERIOD_SECONDS") or DEFAULT_GRACE_PERIOD_SECONDS),
+        "DEFAULT_PERIOD_SECONDS": int(setting("DEFAULT_PERIOD_SECONDS") or DEFAULT_DEFAULT_PERIOD_SECONDS),
+        "API_RATE_LIMIT": setting("API_RATE_LIMIT") or DEFAULT_API_RATE_LIMIT,
+        "LOGIN_RATE_LIMIT": setting("LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,
     }
 
 
