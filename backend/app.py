@@ -16,8 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend import models  # noqa: F401  (registers every table on db.metadata for Flask-Migrate)
 from backend import paths
+from backend.api import register_api
 from backend.config import load_config
-from backend.extensions import api, db, limiter, migrate
+from backend.extensions import db, limiter, migrate
 
 MIGRATIONS_DIR = paths.PROJECT_ROOT / "migrations"
 
@@ -34,8 +35,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     # An absolute directory, so `flask db ...` and the tests work from any working directory.
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    limiter.init_app(app)
-    api.init_app(app)
+    limiter.init_app(app)  # first: its check runs before the API's own request hooks
+    register_api(app)
 
     app.add_url_rule("/healthz", view_func=healthz)
     return app

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from backend.commands.admin import admin
 from backend.commands.contracts import contracts
 from backend.commands.deploy import deploy
 from backend.commands.devnet import devnet
@@ -18,6 +19,7 @@ main.add_command(contracts)
 main.add_command(devnet)
 main.add_command(deploy)
 main.add_command(up)
+main.add_command(admin)
 
 
 if __name__ == "__main__":

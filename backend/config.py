@@ -6,7 +6,8 @@ default below. The settings: DATABASE_URL, SECRET_KEY, ETH_RPC_URL, REDIS_URL,
 RATELIMIT_STORAGE_URI, MAX_CONTENT_LENGTH, DOCUMENTS_DIR, OPENAPI_SWAGGER_UI_URL,
 OPENAPI_REDOC_URL, the ledger's business settings (SETTLEMENT_CURRENCY, GRACE_PERIOD_SECONDS,
 DEFAULT_PERIOD_SECONDS: they must match the deployment's) and the rate limits (API_RATE_LIMIT
-per API key or user, LOGIN_RATE_LIMIT per login name). The defaults keep local state in the instance folder `create_app` gives:
+per API key or user, LOGIN_RATE_LIMIT per login name, LOGIN_ADDRESS_RATE_LIMIT per client
+address). The defaults keep local state in the instance folder `create_app` gives:
 the SQLite database, the generated secret key and the documents.
 """
 from __future__ import annotations
@@ -15,8 +16,11 @@ import os
 import secrets
 import tempfile
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from flask.helpers import get_debug_flag
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024  # the largest request body (an invoice PDF upload)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,21 +34,38 @@ DEFAULT_GRACE_PERIOD_SECONDS = 5 * 86_400
 DEFAULT_DEFAULT_PERIOD_SECONDS = 30 * 86_400
 DEFAULT_API_RATE_LIMIT = "600 per minute"
 DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
+# Several people behind one office address may sign in in the same minute.
+DEFAULT_LOGIN_ADDRESS_RATE_LIMIT = "30 per minute"
+# A signed-in browser session lasts this long after its last request.
+SESSION_LIFETIME = timedelta(hours=12)
 
-# The OpenAPI document is served at /api/v1/openapi.json. Swagger UI and ReDoc pages are
-# offered at /api/v1/docs and /api/v1/redoc only when OPENAPI_SWAGGER_UI_URL or
-# OPENAPI_REDOC_URL name where their scripts are served from: flask-smorest loads them from a
-# CDN by default, and nothing Anchorline serves may need the internet at run time.
+API_URL_PREFIX = "/api/v1"
+# The OpenAPI document is served at /api/v1/openapi.json, Swagger UI at /api/v1/docs and ReDoc
+# at /api/v1/redoc. flask-smorest loads their scripts from a CDN unless OPENAPI_SWAGGER_UI_URL
+# or OPENAPI_REDOC_URL say where else, and nothing Anchorline serves may need the internet at
+# run time: Swagger UI's scripts are served by Anchorline itself, from the npm package
+# swagger-ui-dist, at SWAGGER_UI_ASSETS_URL (the default of OPENAPI_SWAGGER_UI_URL); the ReDoc
+# page is offered only when OPENAPI_REDOC_URL names where its script is served from.
+SWAGGER_UI_ASSETS_URL = f"{API_URL_PREFIX}/docs/assets/"
 API_SETTINGS: Mapping[str, Any] = {
     "API_TITLE": "Anchorline",
     "API_VERSION": "v1",
     "OPENAPI_VERSION": "3.1.0",
-    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_URL_PREFIX": API_URL_PREFIX,
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "docs",
     "OPENAPI_REDOC_PATH": "redoc",
+    # Swagger UI would otherwise fetch a validity badge from validator.swagger.io.
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
 }
-UI_SCRIPT_SETTINGS = ("OPENAPI_SWAGGER_UI_URL", "OPENAPI_REDOC_URL")
+# The API's and the portal's session cookie: signed with SECRET_KEY, out of scripts' reach, and
+# not sent along with cross-site requests other than top-level navigation.
+SESSION_SETTINGS: Mapping[str, Any] = {
+    "SESSION_COOKIE_NAME": "anchorline_session",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+}
 
 
 def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Path) -> dict[str, Any]:
@@ -63,7 +84,10 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
     database_url = setting("DATABASE_URL") or _default_database_url(instance_dir)
     return {
         **API_SETTINGS,
-        **{name: value for name in UI_SCRIPT_SETTINGS if (value := setting(name))},
+        **({"OPENAPI_REDOC_URL": redoc_url} if (redoc_url := setting("OPENAPI_REDOC_URL")) else {}),
+        **SESSION_SETTINGS,
+        "SESSION_COOKIE_SECURE": _cookies_need_https(overrides),
+        "RATELIMIT_HEADERS_ENABLED": True,
         # Workers hold connections for hours; a PostgreSQL restart must not break them.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         **overrides,
@@ -81,7 +105,15 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
         "DEFAULT_PERIOD_SECONDS": int(setting("DEFAULT_PERIOD_SECONDS") or DEFAULT_DEFAULT_PERIOD_SECONDS),
         "API_RATE_LIMIT": setting("API_RATE_LIMIT") or DEFAULT_API_RATE_LIMIT,
         "LOGIN_RATE_LIMIT": setting("LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,
+        "LOGIN_ADDRESS_RATE_LIMIT": setting("LOGIN_ADDRESS_RATE_LIMIT") or DEFAULT_LOGIN_ADDRESS_RATE_LIMIT,
+        "OPENAPI_SWAGGER_UI_URL": setting("OPENAPI_SWAGGER_UI_URL") or SWAGGER_UI_ASSETS_URL,
     }
+
+
+def _cookies_need_https(overrides: Mapping[str, Any]) -> bool:
+    """Session cookies travel over HTTPS only, except under test and on the debug server, which
+    speak plain HTTP."""
+    return not (overrides.get("TESTING") or overrides.get("DEBUG") or get_debug_flag())
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -3,10 +3,12 @@ flushed so they have ids. They write rows directly, as the indexer would have le
 of a service build the state before it with these and then call the service."""
 from __future__ import annotations
 
+import functools
 import itertools
 import secrets
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from eth_utils import to_checksum_address
 
 from backend.chain.client import invoice_number_hash, receivable_id
@@ -26,6 +28,8 @@ from backend.models import (
     User,
 )
 from backend.security.api_keys import generate_api_key, hash_secret
+from backend.security.keystore import new_signing_key
+from backend.services import organisations as organisations_service
 from backend.services.actors import Actor
 
 _sequence = itertools.count(1)
@@ -161,3 +165,9 @@ def offer(
     db.session.add(row)
     db.session.flush()
     return row
+
+
+def cheap_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Organisations created through the services get keystores sealed at a trivial scrypt cost:
+    at the standard's cost each one takes over half a second."""
+    monkeypatch.setattr(organisations_service, "new_signing_key", functools.partial(new_signing_key, scrypt_n=2))

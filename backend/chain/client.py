@@ -20,8 +20,8 @@ from web3.types import TxReceipt
 from backend.chain import transactions
 from backend.chain.deploy import DAY, Deployment
 
-__all__ = ["DAY", "SUPPLIER", "BUYER", "FINANCIER", "AUDITOR", "LedgerClient", "invoice_number_hash",
-           "receivable_id", "registration"]
+__all__ = ["DAY", "SUPPLIER", "BUYER", "FINANCIER", "AUDITOR", "LedgerClient", "child_receivable_id",
+           "invoice_number_hash", "receivable_id", "registration"]
 
 # Participant role bits, as contracts/interfaces/IParticipantRegistry.sol's `Roles` numbers them.
 SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
@@ -57,6 +57,11 @@ def registration(
 def receivable_id(supplier: str, buyer: str, number_hash: bytes) -> int:
     """The id `ReceivableRegistry.receivableId` derives, computed locally (no call needed)."""
     return int.from_bytes(keccak(encode(["address", "address", "bytes32"], [supplier, buyer, number_hash])), "big")
+
+
+def child_receivable_id(parent_id: int, index: int) -> int:
+    """The id `ReceivableRegistry.childId` gives part `index` (from 0) of a split of `parent_id`."""
+    return int.from_bytes(keccak(encode(["uint256", "uint256"], [parent_id, index])), "big")
 
 
 @dataclass

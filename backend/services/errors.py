@@ -49,3 +49,10 @@ class Duplicate(ServiceError):
     """The same thing exists already (an invoice with the same supplier, buyer and number)."""
 
     code = "duplicate"
+
+
+class AuthenticationFailed(ServiceError):
+    """The caller is not identified: no credentials, or ones that are wrong, revoked, expired or
+    belong to an inactive user or organisation (which of these is told to nobody)."""
+
+    code = "authentication-failed"

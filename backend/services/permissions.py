@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, exists, or_, select, true
 
@@ -30,6 +30,7 @@ from backend.models import (
     Organisation,
     Repayment,
     Role,
+    TokenOperation,
 )
 from backend.security.api_keys import Scope
 from backend.services.actors import Actor
@@ -40,6 +41,8 @@ HOLDER_ROLES = Role.SUPPLIER | Role.FINANCIER
 # Who reads everything: the auditor, and the operator's staff who run the platform.
 READ_ALL_ROLES = Role.AUDITOR | Role.OPERATOR
 ALL_ROLES = Role.SUPPLIER | Role.BUYER | Role.FINANCIER | Role.AUDITOR | Role.OPERATOR
+
+M = TypeVar("M")
 
 
 class Action(enum.StrEnum):
@@ -61,6 +64,9 @@ class Action(enum.StrEnum):
     WITHDRAW_OFFER = "offer.withdraw"
     ACCEPT_OFFER = "offer.accept"
     VIEW_OFFER = "offer.view"
+    VIEW_FINANCEABLE = "financing.view_financeable"
+    VIEW_PORTFOLIO = "portfolio.view"
+    VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
     DECIDE_KYC = "organisation.decide_kyc"
@@ -69,7 +75,9 @@ class Action(enum.StrEnum):
     CREATE_USER = "user.create"
     MINT_TOKENS = "token.mint"
     BURN_TOKENS = "token.burn"
+    VIEW_TOKEN_OPERATION = "token.view"
     MANAGE_API_KEYS = "api_key.manage"
+    VIEW_API_KEYS = "api_key.view"
     READ_AUDIT_LOG = "audit.read"
 
 
@@ -111,6 +119,10 @@ RULES: dict[Action, Rule] = {
     Action.WITHDRAW_OFFER: Rule(Role.FINANCIER, Relation.FINANCIER, writes=True),
     Action.ACCEPT_OFFER: Rule(HOLDER_ROLES, Relation.SELLER, writes=True),
     Action.VIEW_OFFER: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    # The market of open requests, and what a financier holds: for financiers only.
+    Action.VIEW_FINANCEABLE: Rule(Role.FINANCIER, Relation.ANY, writes=False),
+    Action.VIEW_PORTFOLIO: Rule(Role.FINANCIER, Relation.ANY, writes=False),
+    Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.DECIDE_KYC: Rule(Role.OPERATOR, Relation.ANY, writes=True),
@@ -119,8 +131,11 @@ RULES: dict[Action, Rule] = {
     Action.CREATE_USER: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.MINT_TOKENS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.BURN_TOKENS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    # Participants see the mints and burns for their own account (visible_token_operations).
+    Action.VIEW_TOKEN_OPERATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     # Every active organisation manages its own machine clients' keys (auditors' are read-only).
     Action.MANAGE_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=True),
+    Action.VIEW_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=False),
     Action.READ_AUDIT_LOG: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
 }
 
@@ -163,6 +178,13 @@ def visible_offers(actor: Actor) -> ColumnElement[bool]:
     )
 
 
+def visible_token_operations(actor: Actor) -> ColumnElement[bool]:
+    """Token operations the actor may see: a participant those for its own account."""
+    if reads_everything(actor):
+        return true()
+    return TokenOperation.organisation_id == actor.organisation.id
+
+
 def can_see(actor: Actor, subject: Any) -> bool:
     """The same rules as the `visible_*` clauses, for one object (asked of the database, so the
     two can never disagree)."""
@@ -176,6 +198,8 @@ def can_see(actor: Actor, subject: Any) -> bool:
         return True  # the participant directory is open to every active participant
     if isinstance(subject, ApiKey):
         return subject.organisation_id == actor.organisation.id
+    if isinstance(subject, TokenOperation):
+        return _matches(TokenOperation, subject.id, visible_token_operations(actor))
     raise TypeError(f"no visibility rule for {type(subject).__name__}")
 
 
@@ -235,9 +259,21 @@ def authorize(actor: Actor, action: Action, subject: Any = None) -> None:
         raise PermissionDenied(f"only the {rule.relation} may {action} this {_kind(subject)}")
 
 
+def get_authorized(actor: Actor, action: Action, model: type[M], object_id: int) -> M:
+    """The `model` row with id `object_id`, once `actor` may do `action` to it; NotFound when
+    there is none, exactly as when there is one the actor may not see."""
+    subject = db.session.get(model, object_id)
+    if subject is None:
+        require_active(actor.organisation)  # an inactive organisation learns nothing, not even this
+        raise NotFound(f"no such {_kind(model)}")
+    authorize(actor, action, subject)
+    return subject
+
+
 def _kind(subject: Any) -> str:
-    return {"FinancingRequest": "financing request", "ApiKey": "API key"}.get(
-        type(subject).__name__, type(subject).__name__.lower()
+    name = subject.__name__ if isinstance(subject, type) else type(subject).__name__
+    return {"FinancingRequest": "financing request", "ApiKey": "API key", "TokenOperation": "token operation"}.get(
+        name, name.lower()
     )
 
 

@@ -1,0 +1,309 @@
+"""Participants: the operator creates organisations, decides their KYC review, suspends and
+reinstates them; every active participant reads the directory.
+
+An organisation gets its ledger signing key when it is created, and becomes a ledger participant
+when its KYC is approved (`Financing.onboard`, sent by the outbox workers with the operator's
+key). A suspension takes effect locally at once (`authorize` refuses everything a suspended
+organisation tries) and on the ledger when `Financing.suspend` is mined. What reaches the ledger
+about an organisation is never personal data: its address, role bits and SHA-256 digests.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from backend.extensions import db
+from backend.models import (
+    ChainTransaction,
+    ContractName,
+    KycStatus,
+    Organisation,
+    Role,
+    SigningKey,
+    User,
+)
+from backend.security.keystore import MasterSecret, new_signing_key
+from backend.services import audit, outbox
+from backend.services.accounts import create_user
+from backend.services.actors import Actor
+from backend.services.errors import Duplicate, InvalidInput, InvalidState, PermissionDenied
+from backend.services.permissions import Action, authorize, get_authorized
+from backend.services.transaction import atomic
+
+# The roles a participant can hold on the ledger (its role bits); OPERATOR is off-chain only.
+LEDGER_ROLES = Role.SUPPLIER | Role.BUYER | Role.FINANCIER | Role.AUDITOR
+MAX_NAME_LENGTH = 200
+MAX_LEGAL_IDENTIFIER_LENGTH = 100
+MAX_NOTE_LENGTH = 2000
+# A PEPPOL-style participant identifier: an identifier scheme, a colon, the value (0088:7300010000001).
+_SCHEME_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*:[^\s:][^\s]*")
+# ISO 17442: 18 alphanumeric characters, then two check digits.
+_LEI = re.compile(r"[A-Z0-9]{18}[0-9]{2}")
+
+SUBJECT = "organisation"
+
+
+def ledger_digest(text: str) -> str:
+    """The 0x-hex SHA-256 of `text` (stripped): the bytes32 the ledger stores in place of an
+    off-chain reference, so the text itself never reaches the chain."""
+    return "0x" + hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def role_names(roles: Role) -> list[str]:
+    """`roles` as lowercase names, in bit order: SUPPLIER | BUYER -> ["supplier", "buyer"]."""
+    return [role.name.lower() for role in Role if role & roles]
+
+
+def snapshot(organisation: Organisation) -> dict[str, Any]:
+    """What the audit log records of an organisation (never its keys)."""
+    return {
+        "name": organisation.name,
+        "legal_identifier": organisation.legal_identifier,
+        "roles": role_names(organisation.roles),
+        "kyc_status": str(organisation.kyc_status),
+        "suspended": organisation.suspended,
+        "chain_address": organisation.chain_address,
+    }
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_organisation(actor: Actor, organisation_id: int) -> Organisation:
+    return get_authorized(actor, Action.VIEW_ORGANISATION, Organisation, organisation_id)
+
+
+def operator_organisation() -> Organisation | None:
+    """The platform operator's organisation (there is one, once `create_operator` has run)."""
+    return db.session.scalar(select(Organisation).where(Organisation.roles.bitwise_and(int(Role.OPERATOR)) != 0))
+
+
+def organisation_directory(
+    actor: Actor, *, role: Role | None = None, name: str | None = None
+) -> Select[tuple[Organisation]]:
+    """The participant directory, open to every active participant: organisations holding any of
+    `role`, whose name contains `name` (ignoring case)."""
+    authorize(actor, Action.VIEW_ORGANISATION)
+    statement = select(Organisation)
+    if role:
+        statement = statement.where(Organisation.roles.bitwise_and(int(role)) != 0)
+    if name:
+        pattern = name.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(Organisation.name.ilike(f"%{pattern}%", escape="\\"))
+    return statement
+
+
+# ---------------------------------------------------------------- the operator's writes
+
+
+@atomic
+def create_organisation(
+    actor: Actor, *, name: str, legal_identifier: str, roles: Role, master_secret: MasterSecret
+) -> Organisation:
+    """A new participant, its KYC review pending, with a signing key sealed under `master_secret`."""
+    authorize(actor, Action.CREATE_ORGANISATION)
+    name, legal_identifier = _validated_identity(name, legal_identifier, roles=roles)
+    sealed = new_signing_key(master_secret)
+    organisation = Organisation(
+        name=name,
+        legal_identifier=legal_identifier,
+        roles=roles,
+        kyc_status=KycStatus.PENDING,
+        chain_address=sealed.address,
+    )
+    db.session.add(organisation)
+    db.session.add(SigningKey(organisation=organisation, address=sealed.address, keystore_json=sealed.keystore_json))
+    db.session.flush()
+    audit.record(actor, Action.CREATE_ORGANISATION, SUBJECT, organisation.id, after=snapshot(organisation))
+    return organisation
+
+
+@atomic
+def create_operator(
+    *, name: str, legal_identifier: str, email: str, display_name: str, password: str
+) -> tuple[Organisation, User]:
+    """The bootstrap (`anchorline admin create-operator`): the platform operator's organisation,
+    KYC approved, and its first user. There is one operator organisation; the operator's ledger
+    key is the deployer's, so it gets no signing key of its own. Nobody acts yet, so the
+    organisation's audit entry has no actor; its first user's entry names the organisation."""
+    name, legal_identifier = _validated_identity(name, legal_identifier)
+    if (existing := operator_organisation()) is not None:
+        raise Duplicate(f"the operator organisation exists already: {existing.name} ({existing.legal_identifier})")
+    operator = Organisation(name=name, legal_identifier=legal_identifier, roles=Role.OPERATOR,
+                            kyc_status=KycStatus.APPROVED)
+    db.session.add(operator)
+    db.session.flush()
+    audit.record(None, Action.CREATE_ORGANISATION, SUBJECT, operator.id, after=snapshot(operator))
+    user = create_user(Actor(organisation=operator), operator, email=email, display_name=display_name,
+                       password=password)
+    return operator, user
+
+
+@atomic
+def decide_kyc(actor: Actor, organisation: Organisation, *, approve: bool, note: str | None = None) -> Organisation:
+    """Approves (and queues the organisation's onboarding on the ledger) or rejects a pending
+    KYC review. The note is kept in the audit log only."""
+    authorize(actor, Action.DECIDE_KYC, organisation)
+    note = _validated_text(note, "note", required=False)
+    if organisation.kyc_status != KycStatus.PENDING:
+        raise InvalidState(f"the KYC review of {organisation.name} was decided already ({organisation.kyc_status})")
+    before = snapshot(organisation)
+    if approve:
+        if organisation.chain_address is None:
+            raise InvalidState(f"{organisation.name} has no ledger address to onboard")
+        organisation.kyc_status = KycStatus.APPROVED
+        outbox.enqueue(
+            intent_key=f"{SUBJECT}:{organisation.id}:onboard",
+            signer=None,
+            contract=ContractName.FINANCING,
+            function="onboard",
+            args=[
+                organisation.chain_address,
+                int(organisation.roles & LEDGER_ROLES),
+                ledger_digest(organisation.legal_identifier),
+            ],
+            subject_type=SUBJECT,
+            subject_id=organisation.id,
+        )
+    else:
+        organisation.kyc_status = KycStatus.REJECTED
+    audit.record(actor, Action.DECIDE_KYC, SUBJECT, organisation.id, before=before,
+                 after={**snapshot(organisation), "note": note})
+    return organisation
+
+
+@atomic
+def suspend(actor: Actor, organisation: Organisation, *, reason: str) -> Organisation:
+    """Suspends an approved participant: at once here, and on the ledger once
+    `Financing.suspend` (with the SHA-256 of the reason as its reason code) is mined."""
+    authorize(actor, Action.SUSPEND_ORGANISATION, organisation)
+    reason = _validated_text(reason, "reason", required=True)
+    if organisation.id == actor.organisation.id:
+        raise PermissionDenied("an organisation cannot suspend itself")
+    if organisation.suspended:
+        raise InvalidState(f"{organisation.name} is suspended already")
+    if organisation.kyc_status != KycStatus.APPROVED:
+        # Only an approved organisation is (or is about to be) a ledger participant; one that is
+        # not can do nothing anyway, and a suspension the ledger never hears of would split the two.
+        raise InvalidState(f"{organisation.name} is not an approved participant (KYC {organisation.kyc_status})")
+    before = snapshot(organisation)
+    organisation.suspended = True
+    organisation.suspension_reason = reason
+    _queue_participant_change(organisation, "suspend", [ledger_digest(reason)])
+    audit.record(actor, Action.SUSPEND_ORGANISATION, SUBJECT, organisation.id, before=before,
+                 after={**snapshot(organisation), "reason": reason})
+    return organisation
+
+
+@atomic
+def reinstate(actor: Actor, organisation: Organisation) -> Organisation:
+    """Lifts a suspension, here at once and on the ledger once `Financing.reinstate` is mined."""
+    authorize(actor, Action.REINSTATE_ORGANISATION, organisation)
+    if not organisation.suspended:
+        raise InvalidState(f"{organisation.name} is not suspended")
+    before = snapshot(organisation)
+    organisation.suspended = False
+    organisation.suspension_reason = None
+    _queue_participant_change(organisation, "reinstate", [])
+    audit.record(actor, Action.REINSTATE_ORGANISATION, SUBJECT, organisation.id, before=before,
+                 after=snapshot(organisation))
+    return organisation
+
+
+def require_participant(organisation: Organisation) -> None:
+    """InvalidState unless `organisation` is an active participant whose onboarding the ledger has
+    recorded (the indexer has given it its participant id)."""
+    if organisation.suspended or organisation.kyc_status != KycStatus.APPROVED:
+        raise InvalidState(f"{organisation.name} is not an active participant")
+    if organisation.chain_address is None or organisation.participant_id is None:
+        raise InvalidState(f"{organisation.name} is not onboarded on the ledger yet")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _queue_participant_change(organisation: Organisation, function: str, extra_args: list[Any]) -> None:
+    """Queues `Financing.<function>(address, *extra_args)` for a ledger participant. An organisation
+    can be suspended and reinstated many times, so each intent is numbered."""
+    if organisation.chain_address is None:
+        return  # an operator organisation: not a ledger participant, so only the local state changes
+    earlier = db.session.scalar(
+        select(func.count(ChainTransaction.id)).where(
+            ChainTransaction.subject_type == SUBJECT,
+            ChainTransaction.subject_id == organisation.id,
+            ChainTransaction.function == function,
+        )
+    )
+    outbox.enqueue(
+        intent_key=f"{SUBJECT}:{organisation.id}:{function}:{earlier + 1}",
+        signer=None,
+        contract=ContractName.FINANCING,
+        function=function,
+        args=[organisation.chain_address, *extra_args],
+        subject_type=SUBJECT,
+        subject_id=organisation.id,
+    )
+
+
+def _validated_identity(name: str, legal_identifier: str, *, roles: Role | None = None) -> tuple[str, str]:
+    """The cleaned name and legal identifier; InvalidInput naming every wrong field (`roles` too,
+    when given: the roles a participant may be created with), Duplicate for a legal identifier
+    that is taken."""
+    errors: dict[str, list[str]] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = ["give the organisation's name"]
+    elif len(name) > MAX_NAME_LENGTH:
+        errors["name"] = [f"at most {MAX_NAME_LENGTH} characters"]
+    legal_identifier, identifier_error = _normalised_legal_identifier(legal_identifier)
+    if identifier_error:
+        errors["legal_identifier"] = [identifier_error]
+    if roles is not None and (role_error := _participant_roles_error(roles)):
+        errors["roles"] = [role_error]
+    if errors:
+        raise InvalidInput("the organisation's details are invalid", errors=errors)
+    if db.session.scalar(select(Organisation.id).where(Organisation.legal_identifier == legal_identifier)):
+        raise Duplicate(f"an organisation with the legal identifier {legal_identifier} exists already",
+                        errors={"legal_identifier": ["taken by another organisation"]})
+    return name, legal_identifier
+
+
+def _normalised_legal_identifier(identifier: str) -> tuple[str, str | None]:
+    """(the identifier as stored, what is wrong with it or None). A `scheme:value` identifier is
+    kept as given; an LEI is upper-cased and its ISO 7064 MOD 97-10 check digits verified."""
+    identifier = (identifier or "").strip()
+    if len(identifier) > MAX_LEGAL_IDENTIFIER_LENGTH:
+        return identifier, f"at most {MAX_LEGAL_IDENTIFIER_LENGTH} characters"
+    if ":" in identifier:
+        if _SCHEME_IDENTIFIER.fullmatch(identifier):
+            return identifier, None
+        return identifier, "expected scheme:value, such as 0088:7300010000001"
+    lei = identifier.upper()
+    if not _LEI.fullmatch(lei):
+        return identifier, "expected scheme:value (such as 0088:7300010000001) or a 20-character LEI"
+    if int("".join(str(int(character, 36)) for character in lei)) % 97 != 1:
+        return identifier, "not a valid LEI: its check digits do not match"
+    return lei, None
+
+
+def _participant_roles_error(roles: Role) -> str | None:
+    if not roles:
+        return "give at least one role"
+    if int(roles) & ~int(LEDGER_ROLES | Role.OPERATOR):
+        return f"unknown role bits in {int(roles)}"
+    if roles & Role.OPERATOR:
+        return "the operator role is given only by `anchorline admin create-operator`"
+    return None
+
+
+def _validated_text(text: str | None, field: str, *, required: bool) -> str | None:
+    """`text` stripped (None when blank and not `required`); InvalidInput when missing or too long."""
+    text = (text or "").strip() or None
+    if text is None and required:
+        raise InvalidInput(f"the {field} is missing", errors={field: ["this field is required"]})
+    if text is not None and len(text) > MAX_NOTE_LENGTH:
+        raise InvalidInput(f"the {field} is too long", errors={field: [f"at most {MAX_NOTE_LENGTH} characters"]})
+    return text
