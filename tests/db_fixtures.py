@@ -6,9 +6,7 @@ PostgreSQL server is ANCHORLINE_TEST_POSTGRES (a libpq URL of a database the use
 to, with the right to create databases), by default postgres on 127.0.0.1:5432; tests that
 need it are skipped, with the reason, when nothing answers there.
 
-A test module imports the fixtures it uses and the fixtures those depend on (app needs
-instance_dir and migrated_sqlite_template; app_on_each_backend needs database_url,
-instance_dir and postgres_url), unless tests/conftest.py loads this module as a plugin.
+tests/conftest.py loads this module as a plugin, so every test module can use its fixtures.
 """
 from __future__ import annotations
 

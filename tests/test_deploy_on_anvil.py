@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 from eth_account.signers.local import LocalAccount
 
@@ -125,9 +126,9 @@ def test_a_financing_that_cannot_pay_moves_nothing_on_anvil(anvil_ledger: Ledger
 
 
 def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
-    """`anchorline up` (what `make run` runs) in the foreground: devnet, deployment, summary;
-    SIGINT stops the devnet it started and leaves no process behind."""
-    port = devnet.free_port("127.0.0.1")
+    """`anchorline up` (what `make run` runs) in the foreground: devnet, deployment, summary, the
+    API; SIGINT stops the devnet it started and leaves no process behind."""
+    port, api_port = devnet.free_port("127.0.0.1"), devnet.free_port("127.0.0.1")
     env = {
         **os.environ,
         "ANCHORLINE_INSTANCE": str(tmp_path / "instance"),
@@ -135,7 +136,7 @@ def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
     }
     env.pop("ETH_RPC_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "backend.cli", "up", "--port", str(port), "--api-port", str(api_port)],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     output = []
@@ -154,6 +155,14 @@ def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
                      "supplier accepts", "buyer repays"):
             assert re.search(rf"block +\d+  0x[0-9a-f]{{64}}  .*{step}", text), (step, text)
         assert "0x" + "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"[:12] not in text  # no keys
+        # the API serves, on a migrated database, and the operator it made can sign in
+        api = f"http://127.0.0.1:{api_port}"
+        assert f"API at {api}/api/v1" in text
+        assert requests.get(f"{api}/healthz", timeout=10).json() == {"status": "ok", "database": "ok"}
+        assert requests.get(f"{api}/api/v1/openapi.json", timeout=10).json()["openapi"] == "3.1.0"
+        email, password = re.search(r"operator sign-in, shown this once: (\S+) / (\S+)", text).groups()
+        signed_in = requests.post(f"{api}/api/v1/session", json={"email": email, "password": password}, timeout=10)
+        assert signed_in.status_code == 204, signed_in.text
         node = devnet.running(directory)
         assert node is not None
         process.send_signal(signal.SIGINT)
@@ -165,6 +174,8 @@ def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
         devnet.stop(directory)  # whatever failed above, no anvil of this test outlives it
     assert process.returncode == 0, rest
     assert "stopped" in rest
+    with pytest.raises(requests.ConnectionError):  # the API stopped with the rest
+        requests.get(f"http://127.0.0.1:{api_port}/healthz", timeout=5)
     assert left_running is None
     assert not Path(f"/proc/{node.pid}").exists() or "anvil" not in Path(f"/proc/{node.pid}/cmdline").read_text()
     assert (tmp_path / "deployments" / "31337.json").exists()

@@ -1,6 +1,7 @@
 """`anchorline up` (what `make run` calls): the whole stack, as far as it exists, in the foreground.
 
-Today that is the devnet (unless ETH_RPC_URL points elsewhere) and the deployed contracts.
+Today that is the devnet (unless ETH_RPC_URL points elsewhere), the deployed contracts and the
+REST API (`anchorline serve`'s server, on a fresh database with an operator to sign in as).
 Everything `up` starts it stops again on Ctrl-C; a devnet that was already running is left so.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from backend.chain.demo import run_lifecycle
 from backend.chain.deploy import DeploymentError
 from backend.chain.transactions import TransactionReverted
 from backend.commands.deploy import ensure_deployed, summary
+from backend.commands.serve import DEFAULT_HOST, DEFAULT_PORT, ensure_local_operator, prepared_app, web_server
 
 
 @click.command()
@@ -27,8 +29,10 @@ from backend.commands.deploy import ensure_deployed, summary
 @click.option("--port", type=click.IntRange(1, 65535), help="Devnet RPC port (default: devnet.json's).")
 @click.option("--demo/--no-demo", default=True, show_default=True,
               help="On the devnet, run one receivable through its whole lifecycle and print the timeline.")
-def up(detach: bool, port: int | None, demo: bool) -> None:
-    """Start the devnet, deploy the contracts, print a summary, and run until Ctrl-C."""
+@click.option("--api-port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
+              help="Port of the REST API.")
+def up(detach: bool, port: int | None, demo: bool, api_port: int) -> None:
+    """Start the devnet, deploy the contracts, print a summary, serve the API, and run until Ctrl-C."""
     # From the first moment, Ctrl-C (or SIGTERM) means "stop what was started": a signal during
     # start-up lets start-up finish, then everything is stopped again.
     stopping = threading.Event()
@@ -74,9 +78,25 @@ def up(detach: bool, port: int | None, demo: bool) -> None:
     if detach:
         if on_devnet:
             click.echo("detached: stop the devnet with `anchorline devnet stop`")
+        click.echo("the API runs in the foreground only: start it with `anchorline serve`")
         return
+    try:
+        app = prepared_app()
+        operator_sign_in = ensure_local_operator(app)
+        server = web_server(app, DEFAULT_HOST, api_port)
+    except BaseException as exc:
+        _stop(started_devnet)
+        if isinstance(exc, OSError):  # the port is taken, most likely
+            raise click.ClickException(f"cannot serve the API on {DEFAULT_HOST}:{api_port}: {exc}") from exc
+        raise
+    threading.Thread(target=server.run, name="api", daemon=True).start()
+    click.echo(f"API at http://{DEFAULT_HOST}:{server.effective_port}/api/v1 (interactive docs at /api/v1/docs)")
+    if operator_sign_in is not None:
+        email, password = operator_sign_in
+        click.echo(f"  operator sign-in, shown this once: {email} / {password}")
     click.echo("running; press Ctrl-C to stop")
     stopping.wait()
+    server.close()
     _stop(started_devnet)
     click.echo("stopped")
 
