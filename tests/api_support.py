@@ -1,6 +1,6 @@
-"""Support for the API infrastructure's tests: a test-only area of the API (the probe, which
-exercises authentication, problems, idempotency, pagination and 202 answers without any real
-area's rules) and credentials a test client can use."""
+"""Support for the API's tests: a test-only area of the API (the probe, which exercises
+authentication, problems, idempotency, pagination and 202 answers without any real area's rules),
+credentials a test client can use, and reading its problem answers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -184,6 +184,23 @@ def issue_api_key(
     return Credentials(org.id, issued.token, key.id)
 
 
+def caller(
+    app: Flask,
+    roles: Role,
+    *,
+    scopes: tuple[str, ...] = (Scope.READ, Scope.WRITE),
+    issued_by_user: bool = False,
+    **state: Any,
+) -> Credentials:
+    """An API key of a new organisation with `roles` (and `state` for the organisation factory),
+    made in an application context of its own for a test client outside one. With
+    `issued_by_user` a user of the organisation issued it (minting and burning need one)."""
+    with app.app_context():
+        org = factories.organisation(roles, **state)
+        issuer = {"created_by": factories.user(org)} if issued_by_user else {}
+        return issue_api_key(org, scopes=scopes, **issuer)
+
+
 def user_with_password(org: Organisation | None = None, *, email: str | None = None) -> User:
     """A user (of a new supplier by default) whose password is PASSWORD, committed."""
     person = factories.user(org or factories.organisation(Role.SUPPLIER), email=email)
@@ -194,6 +211,12 @@ def user_with_password(org: Organisation | None = None, *, email: str | None = N
 
 def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:
     return client.post("/api/v1/session", json={"email": email, "password": password})
+
+
+def problem_code(response: Any) -> str:
+    """The code a problem answer's type ends with, once the answer is a problem document."""
+    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
+    return response.json["type"].rsplit("/", 1)[1]
 
 
 def note_count() -> int:

@@ -1,20 +1,25 @@
 """Factories for domain objects in the database (organisations, actors, invoices, financing),
 flushed so they have ids. They write rows directly, as the indexer would have left them; tests
-of a service build the state before it with these and then call the service."""
+of a service build the state before it with these and then call the service. Then the reads at
+the end check what the call wrote: its outbox rows, its audit entries, or nothing at all."""
 from __future__ import annotations
 
 import functools
 import itertools
 import secrets
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
+from sqlalchemy import func, select
 
 from backend.chain.client import invoice_number_hash, receivable_id
 from backend.extensions import db
 from backend.models import (
     ApiKey,
+    AuditLog,
+    ChainTransaction,
     FinancingRequest,
     FinancingRequestStatus,
     Invoice,
@@ -61,6 +66,20 @@ def organisation(
     db.session.add(org)
     db.session.flush()
     return org
+
+
+def committed_organisation(roles: Role, **options: Any) -> Organisation:
+    """An organisation, committed: a refused service call's rollback leaves it in place."""
+    org = organisation(roles, **options)
+    db.session.commit()
+    return org
+
+
+def operator() -> Actor:
+    """A user of a new platform operator organisation (off the ledger), committed."""
+    operator_user = actor(organisation(Role.OPERATOR, onboarded=False))
+    db.session.commit()
+    return operator_user
 
 
 def user(org: Organisation, *, email: str | None = None) -> User:
@@ -171,3 +190,47 @@ def cheap_signing_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Organisations created through the services get keystores sealed at a trivial scrypt cost:
     at the standard's cost each one takes over half a second."""
     monkeypatch.setattr(organisations_service, "new_signing_key", functools.partial(new_signing_key, scrypt_n=2))
+
+
+# ---------------------------------------------------------------- what a service call wrote
+
+
+def count(model: type) -> int:
+    """How many rows `model`'s table holds."""
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def outbox_rows() -> list[ChainTransaction]:
+    return list(db.session.scalars(select(ChainTransaction).order_by(ChainTransaction.id)))
+
+
+def audit_entries() -> list[AuditLog]:
+    return list(db.session.scalars(select(AuditLog).order_by(AuditLog.id)))
+
+
+def only_outbox_row() -> ChainTransaction:
+    (row,) = db.session.scalars(select(ChainTransaction)).all()
+    return row
+
+
+def only_audit_entry() -> AuditLog:
+    (entry,) = db.session.scalars(select(AuditLog)).all()
+    return entry
+
+
+def last_audit_entry() -> AuditLog:
+    return db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
+
+
+def assert_refused(error: type[Exception], call: Any, *args: Any, **kwargs: Any) -> pytest.ExceptionInfo[Any]:
+    """`call` raises `error` and writes nothing: every table holds as many rows as before."""
+    before = _row_counts()
+    with pytest.raises(error) as refusal:
+        call(*args, **kwargs)
+    assert _row_counts() == before
+    return refusal
+
+
+def _row_counts() -> dict[str, int]:
+    return {table.name: db.session.scalar(select(func.count()).select_from(table))
+            for table in db.metadata.sorted_tables}

@@ -5,7 +5,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
 
 from backend.extensions import db
 from backend.models import ApiKey, AuditLog, Role, User
@@ -15,15 +14,14 @@ from backend.services import accounts
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound, PermissionDenied
 from tests import domain_factories as factories
+from tests.domain_factories import last_audit_entry, count
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
 def operator(db_session) -> Actor:
-    actor = factories.actor(factories.organisation(Role.OPERATOR, onboarded=False))
-    db.session.commit()
-    return actor
+    return factories.operator()
 
 
 @pytest.fixture
@@ -31,14 +29,6 @@ def supplier(db_session) -> Actor:
     actor = factories.actor(factories.organisation(Role.SUPPLIER))
     db.session.commit()
     return actor
-
-
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
-def last_audit_entry() -> AuditLog:
-    return db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
 
 
 # ---------------------------------------------------------------- users

@@ -1,8 +1,6 @@
 """The users and API keys APIs (backend/api/users.py, backend/api/api_keys.py)."""
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -11,20 +9,7 @@ from backend.extensions import db
 from backend.models import ApiKey, Organisation, Role, User
 from backend.security.passwords import verify_password
 from tests import api_support
-from tests import domain_factories as factories
-from tests.api_support import Credentials
-
-PASSWORD = "correct horse battery staple"
-
-
-def caller(app: Flask, roles: Role, *, scopes: tuple[str, ...] = ("read", "write"), **state: Any) -> Credentials:
-    with app.app_context():
-        return api_support.issue_api_key(factories.organisation(roles, **state), scopes=scopes)
-
-
-def problem_code(response: Any) -> str:
-    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
-    return response.json["type"].rsplit("/", 1)[1]
+from tests.api_support import PASSWORD, Credentials, caller, problem_code
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -25,7 +25,6 @@ from backend.models import (
     FinancingRequestStatus,
     Invoice,
     InvoiceStatus,
-    Offer,
     OfferStatus,
     Organisation,
     Repayment,
@@ -34,7 +33,7 @@ from backend.models import (
 from backend.security.api_keys import Scope
 from tests import api_support
 from tests import domain_factories as factories
-from tests.api_support import Credentials
+from tests.api_support import Credentials, problem_code
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,6 @@ def market(app: Flask) -> Market:
 
 def in_days(days: float) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(days=days)
-
-
-def problem_code(response: Any) -> str:
-    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
-    return response.json["type"].rsplit("/", 1)[1]
 
 
 def open_request(app: Flask, invoice_id: int, **options: Any) -> int:

@@ -20,7 +20,7 @@ from backend.models import ChainTransaction, FinancingRequestStatus, Invoice, In
 from backend.services import invoice_intake
 from tests import api_support
 from tests import domain_factories as factories
-from tests.api_support import Credentials
+from tests.api_support import Credentials, caller, problem_code
 
 UBL_DIR = Path(__file__).parent / "data" / "intake" / "ubl"
 ISSUED = date.today()
@@ -42,12 +42,6 @@ def buyer(app: Flask) -> Credentials:
     return caller(app, Role.BUYER)
 
 
-def caller(app: Flask, roles: Role, *, scopes: tuple[str, ...] = ("read", "write"), **state: Any) -> Credentials:
-    """An API key of a new organisation with `roles` (and `state` for the organisation factory)."""
-    with app.app_context():
-        return api_support.issue_api_key(factories.organisation(roles, **state), scopes=scopes)
-
-
 def organisation(app: Flask, organisation_id: int) -> dict[str, Any]:
     with app.app_context():
         org = db.session.get(Organisation, organisation_id)
@@ -64,11 +58,6 @@ def invoice_in(app: Flask, supplier: Credentials, buyer: Credentials, **options:
                                 **options)
         db.session.commit()
         return row.id
-
-
-def problem_code(response: Any) -> str:
-    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
-    return response.json["type"].rsplit("/", 1)[1]
 
 
 def intents(app: Flask) -> list[tuple[str, str]]:

@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import ChainTransaction, KycStatus, Organisation, Role
-from tests import api_support
 from tests import domain_factories as factories
-from tests.api_support import Credentials
+from tests.api_support import Credentials, caller, problem_code
 
 VALID_LEI = "529900T8BM49AURSDO55"
 
@@ -24,22 +23,11 @@ def cheap_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     factories.cheap_signing_keys(monkeypatch)
 
 
-def caller(app: Flask, roles: Role, *, scopes: tuple[str, ...] = ("read", "write"), **state: Any) -> Credentials:
-    """An API key of a new organisation with `roles` (and `state`: kyc, suspended, name)."""
-    with app.app_context():
-        return api_support.issue_api_key(factories.organisation(roles, **state), scopes=scopes)
-
-
 def participant(app: Flask, roles: Role = Role.SUPPLIER, **state: Any) -> int:
     with app.app_context():
         org = factories.organisation(roles, **state)
         db.session.commit()
         return org.id
-
-
-def problem_code(response: Any) -> str:
-    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
-    return response.json["type"].rsplit("/", 1)[1]
 
 
 def intents(app: Flask) -> list[tuple[str, str, list[Any]]]:

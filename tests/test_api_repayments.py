@@ -16,7 +16,7 @@ from backend.extensions import db
 from backend.models import ChainTransaction, Delinquency, Invoice, InvoiceStatus, Organisation, Repayment, Role
 from tests import api_support
 from tests import domain_factories as factories
-from tests.api_support import Credentials
+from tests.api_support import Credentials, problem_code
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,6 @@ def book(app: Flask) -> Book:
         return Book(api_support.issue_api_key(supplier), api_support.issue_api_key(buyer),
                     api_support.issue_api_key(financier),
                     api_support.issue_api_key(factories.organisation(Role.BUYER)), invoice.id)
-
-
-def problem_code(response: Any) -> str:
-    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
-    return response.json["type"].rsplit("/", 1)[1]
 
 
 def change_invoice(app: Flask, invoice_id: int, **columns: Any) -> None:

@@ -2,6 +2,7 @@
 (backend/api/tokens.py)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -13,19 +14,11 @@ from backend.extensions import db
 from backend.models import ChainTransaction, KycStatus, Role
 from tests import api_support
 from tests import domain_factories as factories
-from tests.api_support import Credentials
+from tests.api_support import Credentials, problem_code
 
 
-def caller(app: Flask, roles: Role, *, scopes: tuple[str, ...] = ("read", "write"), **state: Any) -> Credentials:
-    """An API key, issued by a user, of a new organisation with `roles` (and `state`)."""
-    with app.app_context():
-        org = factories.organisation(roles, **state)
-        return api_support.issue_api_key(org, scopes=scopes, created_by=factories.user(org))
-
-
-def problem_code(response: Any) -> str:
-    assert response.mimetype == "application/problem+json", response.get_data(as_text=True)
-    return response.json["type"].rsplit("/", 1)[1]
+# An API key, issued by a user, of a new organisation: a mint or burn must be traceable to a person.
+caller = functools.partial(api_support.caller, issued_by_user=True)
 
 
 @pytest.fixture

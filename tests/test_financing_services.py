@@ -10,11 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from backend.extensions import db
 from backend.models import (
-    AuditLog,
     ChainTransaction,
     ChainTransactionStatus,
     ContractName,
@@ -43,6 +42,7 @@ from backend.services.errors import (
 )
 from backend.services.financing import FinanceableFilters
 from tests import domain_factories as factories
+from tests.domain_factories import assert_refused, audit_entries, outbox_rows
 
 DEADLINE = timedelta(days=30)
 
@@ -79,28 +79,6 @@ def in_days(days: float) -> datetime:
 
 def ledger_seconds(moment: datetime) -> int:
     return int(moment.timestamp())
-
-
-def counts() -> dict[str, int]:
-    return {model.__name__: len(db.session.scalars(select(model)).all())
-            for model in (FinancingRequest, Offer, Repayment, ChainTransaction, AuditLog)}
-
-
-def outbox_rows() -> list[ChainTransaction]:
-    return list(db.session.scalars(select(ChainTransaction).order_by(ChainTransaction.id)))
-
-
-def audit_entries() -> list[AuditLog]:
-    return list(db.session.scalars(select(AuditLog).order_by(AuditLog.id)))
-
-
-def assert_refused(error: type[Exception], call: Any, *args: Any, **kwargs: Any) -> pytest.ExceptionInfo[Any]:
-    """`call` raises `error` and writes nothing."""
-    before = counts()
-    with pytest.raises(error) as refusal:
-        call(*args, **kwargs)
-    assert counts() == before
-    return refusal
 
 
 def open_request(world: Market, **kwargs: Any) -> FinancingRequest:

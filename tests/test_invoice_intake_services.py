@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from flask import current_app
 from pypdf import PdfWriter
-from sqlalchemy import func, select
 
 from backend.chain.client import invoice_number_hash, receivable_id
 from backend.extensions import db
@@ -33,6 +32,7 @@ from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, OrganisationInactive, PermissionDenied
 from backend.services.invoice_intake import CsvMode
 from tests import domain_factories as factories
+from tests.domain_factories import audit_entries, committed_organisation, outbox_rows, count
 
 UBL_DIR = Path(__file__).parent / "data" / "intake" / "ubl"
 TODAY = date(2024, 3, 10)
@@ -70,28 +70,10 @@ def seller(supplier) -> Actor:
     return actor
 
 
-def committed(roles: Role, **options) -> Organisation:
-    org = factories.organisation(roles, **options)
-    db.session.commit()
-    return org
-
-
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
 def writes() -> tuple[int, ...]:
     """Rows a registration may write, and the files of the document store."""
     stored = sum(1 for path in Path(current_app.config["DOCUMENTS_DIR"]).rglob("*") if path.is_file())
     return count(Invoice), count(ChainTransaction), count(AuditLog), count(Document), stored
-
-
-def outbox_rows() -> list[ChainTransaction]:
-    return list(db.session.scalars(select(ChainTransaction).order_by(ChainTransaction.id)))
-
-
-def audit_entries() -> list[AuditLog]:
-    return list(db.session.scalars(select(AuditLog).order_by(AuditLog.id)))
 
 
 def register(actor: Actor, buyer: Organisation | int | str, **terms) -> Invoice:
@@ -217,7 +199,7 @@ def test_every_wrong_field_is_named_at_once(seller, buyer):
 
 
 def test_a_document_uploaded_by_another_supplier_cannot_be_anchored(seller, buyer):
-    rival = factories.actor(committed(Role.SUPPLIER))
+    rival = factories.actor(committed_organisation(Role.SUPPLIER))
     db.session.commit()
     theirs = invoice_intake.register_pdf_invoice(rival, pdf_bytes("theirs"), filename=None, invoice_number="R-1",
                                                  buyer=buyer.id, amount="10", currency="EUR", issue_date=ISSUED,
@@ -238,7 +220,7 @@ def test_a_document_uploaded_by_another_supplier_cannot_be_anchored(seller, buye
     ],
 )
 def test_the_buyer_must_be_an_active_onboarded_buyer(seller, roles, options, problem):
-    wrong_buyer = committed(roles, **options)
+    wrong_buyer = committed_organisation(roles, **options)
     before = writes()
     with pytest.raises(InvalidInput) as refused:
         register(seller, wrong_buyer)
@@ -254,7 +236,7 @@ def test_an_unknown_buyer_is_refused(seller, reference):
 
 
 def test_a_supplier_cannot_invoice_itself(db_session):
-    both = committed(Role.SUPPLIER | Role.BUYER)
+    both = committed_organisation(Role.SUPPLIER | Role.BUYER)
     actor = factories.actor(both)
     db.session.commit()
     with pytest.raises(InvalidInput) as refused:
@@ -271,7 +253,7 @@ def test_the_same_invoice_number_to_the_same_buyer_is_a_duplicate(seller, buyer)
 
 
 def test_the_same_invoice_number_to_another_buyer_is_another_invoice(seller, buyer):
-    other_buyer = committed(Role.BUYER)
+    other_buyer = committed_organisation(Role.BUYER)
     first, second = register(seller, buyer), register(seller, other_buyer)
     assert first.receivable_id != second.receivable_id
 
@@ -392,7 +374,7 @@ def test_a_ubl_invoice_is_registered_with_the_xml_as_its_document(seller, suppli
 def test_each_test_e_invoice_registers_for_its_parties(monkeypatch, name, supplier_id, buyer_id, currency_hex,
                                                        amount_minor, today, db_session):
     monkeypatch.setattr(invoice_intake, "utc_today", lambda: today)
-    issuer, payer = committed(Role.SUPPLIER), committed(Role.BUYER)
+    issuer, payer = committed_organisation(Role.SUPPLIER), committed_organisation(Role.BUYER)
     issuer.legal_identifier, payer.legal_identifier = supplier_id, buyer_id
     actor = factories.actor(issuer)
     db.session.commit()
@@ -404,7 +386,7 @@ def test_each_test_e_invoice_registers_for_its_parties(monkeypatch, name, suppli
 
 
 def test_a_ubl_invoice_of_another_supplier_is_refused(buyer, db_session):
-    stranger = factories.actor(committed(Role.SUPPLIER))
+    stranger = factories.actor(committed_organisation(Role.SUPPLIER))
     db.session.commit()
     before = writes()
     with pytest.raises(InvalidInput) as refused:
@@ -472,7 +454,7 @@ def row(number: str, buyer: str, amount: str = "100.00", *, due: date = DUE, dig
 
 
 def test_a_csv_file_registers_its_invoices_in_one_batch(seller, supplier, buyer):
-    other_buyer = committed(Role.BUYER)
+    other_buyer = committed_organisation(Role.BUYER)
     data = csv_file(row("C-1", buyer.legal_identifier), row("C-2", other_buyer.chain_address, "7.5"),
                     row("C-3", buyer.chain_address.lower()))
 
@@ -586,7 +568,7 @@ def test_a_csv_file_that_cannot_be_read_as_a_whole_is_refused(seller, data, fiel
 
 
 def test_a_csv_upload_needs_an_active_onboarded_supplier(buyer, db_session):
-    actor = factories.actor(committed(Role.BUYER))
+    actor = factories.actor(committed_organisation(Role.BUYER))
     db.session.commit()
     with pytest.raises(PermissionDenied):
         invoice_intake.register_csv_invoices(actor, csv_file(row("C-1", buyer.legal_identifier)),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backend.chain.client import child_receivable_id
 from backend.extensions import db
@@ -30,33 +30,28 @@ from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, InvalidState, NotFound, OrganisationInactive, PermissionDenied
 from backend.services.invoices import DisputeReason, Perspective, SplitPart
 from tests import domain_factories as factories
+from tests.domain_factories import committed_organisation, only_audit_entry, only_outbox_row, count
 
 
 @pytest.fixture
 def supplier(db_session) -> Organisation:
-    return committed(Role.SUPPLIER)
+    return committed_organisation(Role.SUPPLIER)
 
 
 @pytest.fixture
 def buyer(db_session) -> Organisation:
-    return committed(Role.BUYER)
+    return committed_organisation(Role.BUYER)
 
 
 @pytest.fixture
 def financier(db_session) -> Organisation:
-    return committed(Role.FINANCIER)
+    return committed_organisation(Role.FINANCIER)
 
 
 @pytest.fixture
 def sub_supplier(db_session) -> Organisation:
     """One of the supplier's own suppliers."""
-    return committed(Role.SUPPLIER)
-
-
-def committed(roles: Role, **options) -> Organisation:
-    org = factories.organisation(roles, **options)
-    db.session.commit()
-    return org
+    return committed_organisation(Role.SUPPLIER)
 
 
 def actor_of(org: Organisation, **options) -> Actor:
@@ -71,22 +66,8 @@ def invoice_of(supplier: Organisation, buyer: Organisation, **options) -> Invoic
     return invoice
 
 
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
-
-
 def writes() -> tuple[int, int, int]:
     return count(Invoice), count(ChainTransaction), count(AuditLog)
-
-
-def only_intent() -> ChainTransaction:
-    (row,) = db.session.scalars(select(ChainTransaction)).all()
-    return row
-
-
-def only_audit_entry() -> AuditLog:
-    (entry,) = db.session.scalars(select(AuditLog)).all()
-    return entry
 
 
 def mined(row: ChainTransaction) -> None:
@@ -107,7 +88,7 @@ def test_the_buyer_confirms_a_registered_or_disputed_invoice(supplier, buyer, st
     confirmed = invoices.confirm_invoice(clerk, invoice.id)
 
     assert confirmed.status == status  # until the indexer sees ReceivableConfirmed
-    row = only_intent()
+    row = only_outbox_row()
     assert (row.intent_key, row.contract, row.function, row.args, row.signer_id, row.invoice_id) == (
         f"invoice:{invoice.id}:confirm", ContractName.RECEIVABLE_REGISTRY, "confirm", [invoice.receivable_id],
         buyer.id, invoice.id)
@@ -146,7 +127,7 @@ def test_a_confirmation_on_its_way_blocks_a_second_change(supplier, buyer):
 def test_only_the_invoices_buyer_may_confirm(supplier, buyer):
     invoice = invoice_of(supplier, buyer, status=InvoiceStatus.REGISTERED)
     with pytest.raises(NotFound):  # another buyer does not see it at all
-        invoices.confirm_invoice(actor_of(committed(Role.BUYER)), invoice.id)
+        invoices.confirm_invoice(actor_of(committed_organisation(Role.BUYER)), invoice.id)
     with pytest.raises(PermissionDenied):  # the supplier sees it but is no buyer
         invoices.confirm_invoice(actor_of(supplier), invoice.id)
     with pytest.raises(PermissionDenied):
@@ -176,7 +157,7 @@ def test_the_buyer_disputes_a_registered_invoice_with_a_reason_code_and_a_note(s
 
     assert disputed.dispute_reason == "amount-incorrect: billed 12 valves, 10 delivered"
     assert disputed.status == InvoiceStatus.REGISTERED
-    row = only_intent()
+    row = only_outbox_row()
     assert (row.intent_key, row.function, row.args) == (
         f"invoice:{invoice.id}:dispute", "dispute", [invoice.receivable_id, 3])
     entry = only_audit_entry()
@@ -223,7 +204,7 @@ def test_the_supplier_cancels_an_unconfirmed_invoice(supplier, buyer, status):
 
     invoices.cancel_invoice(actor_of(supplier), invoice.id)
 
-    row = only_intent()
+    row = only_outbox_row()
     assert (row.intent_key, row.function, row.args, row.signer_id) == (
         f"invoice:{invoice.id}:cancel", "cancel", [invoice.receivable_id], supplier.id)
     assert only_audit_entry().action == "invoice.cancel"
@@ -242,7 +223,7 @@ def test_only_the_invoices_supplier_may_cancel(supplier, buyer):
     with pytest.raises(PermissionDenied):
         invoices.cancel_invoice(actor_of(buyer), invoice.id)
     with pytest.raises(NotFound):
-        invoices.cancel_invoice(actor_of(committed(Role.SUPPLIER)), invoice.id)
+        invoices.cancel_invoice(actor_of(committed_organisation(Role.SUPPLIER)), invoice.id)
     assert count(ChainTransaction) == 0
 
 
@@ -269,7 +250,7 @@ def test_the_holder_splits_a_confirmed_receivable_among_its_suppliers(supplier, 
             supplier.id, buyer.id, holder.id, invoice.due_date, "CNY")
         assert child.receivable_id == "0x%064x" % child_receivable_id(parent_id, index)
         assert child.invoice_number is None and child.invoice_number_hash is None
-    row = only_intent()
+    row = only_outbox_row()
     assert (row.intent_key, row.function, row.signer_id, row.invoice_id) == (
         f"invoice:{invoice.id}:split", "split", supplier.id, invoice.id)
     assert row.args == [invoice.receivable_id, [250_000, 750_000], [sub_supplier.chain_address, supplier.chain_address]]
@@ -302,7 +283,7 @@ def test_a_financier_holding_a_receivable_keeps_parts_of_its_split(supplier, buy
 def test_an_invalid_split_is_refused_and_nothing_is_written(supplier, buyer, financier, parts, currency, field):
     invoice = invoice_of(supplier, buyer, amount_minor=1_000_000)
     names = {"holder": supplier.id, "buyer": buyer.id, "financier": financier.id,
-             "suspended": committed(Role.SUPPLIER, suspended=True).id}
+             "suspended": committed_organisation(Role.SUPPLIER, suspended=True).id}
     resolved = [(amount, names.get(holder, holder)) for amount, holder in parts]
     clerk = actor_of(supplier)
     before = writes()
@@ -358,7 +339,7 @@ def test_only_the_holder_splits(supplier, buyer, financier):
     with pytest.raises(PermissionDenied):  # the supplier still sees the invoice it issued
         split(actor_of(supplier), invoice, ("5000", supplier.id), ("5000", supplier.id))
     with pytest.raises(NotFound):
-        split(actor_of(committed(Role.SUPPLIER)), invoice, ("5000", supplier.id), ("5000", supplier.id))
+        split(actor_of(committed_organisation(Role.SUPPLIER)), invoice, ("5000", supplier.id), ("5000", supplier.id))
 
 
 # ---------------------------------------------------------------- transfer
@@ -369,7 +350,7 @@ def test_the_holder_transfers_a_confirmed_receivable(supplier, buyer, financier)
 
     invoices.transfer_invoice(actor_of(supplier), invoice.id, to=financier.legal_identifier)
 
-    row = only_intent()
+    row = only_outbox_row()
     assert (row.intent_key, row.contract, row.function, row.signer_id) == (
         f"invoice:{invoice.id}:transfer:1", ContractName.RECEIVABLE_REGISTRY, "transferFrom", supplier.id)
     assert row.args == [supplier.chain_address, financier.chain_address, invoice.receivable_id]
@@ -381,7 +362,7 @@ def test_the_holder_transfers_a_confirmed_receivable(supplier, buyer, financier)
 def test_each_transfer_of_a_receivable_is_its_own_intent(supplier, buyer, financier, sub_supplier):
     invoice = invoice_of(supplier, buyer)
     invoices.transfer_invoice(actor_of(supplier), invoice.id, to=financier.id)
-    first = only_intent()
+    first = only_outbox_row()
     mined(first)
     invoice.holder_id = financier.id  # the indexer applied the Transfer event
     db.session.commit()
@@ -409,8 +390,8 @@ def test_a_transfer_goes_to_another_active_holder(supplier, buyer, recipient, pr
     to = {
         "self": lambda: supplier.id,
         "buyer": lambda: buyer.chain_address,
-        "suspended": lambda: committed(Role.FINANCIER, suspended=True).id,
-        "not onboarded": lambda: committed(Role.FINANCIER, onboarded=False).id,
+        "suspended": lambda: committed_organisation(Role.FINANCIER, suspended=True).id,
+        "not onboarded": lambda: committed_organisation(Role.FINANCIER, onboarded=False).id,
         "unknown": lambda: "0088:0000000000000",
     }[recipient]()
     clerk = actor_of(supplier)
@@ -432,7 +413,7 @@ def test_only_a_confirmed_receivable_is_transferred(supplier, buyer, financier, 
 def test_only_the_holder_transfers(supplier, buyer, financier):
     invoice = invoice_of(supplier, buyer, holder=financier)
     with pytest.raises(PermissionDenied):
-        invoices.transfer_invoice(actor_of(supplier), invoice.id, to=committed(Role.FINANCIER).id)
+        invoices.transfer_invoice(actor_of(supplier), invoice.id, to=committed_organisation(Role.FINANCIER).id)
     with pytest.raises(PermissionDenied):
         invoices.transfer_invoice(actor_of(buyer), invoice.id, to=supplier.id)
 
@@ -447,21 +428,21 @@ def listed(actor: Actor, **filters) -> list[int]:
 
 def test_each_party_lists_the_invoices_it_may_see(supplier, buyer, financier):
     mine = invoice_of(supplier, buyer)
-    held = invoice_of(committed(Role.SUPPLIER), buyer, holder=financier)
-    foreign = invoice_of(committed(Role.SUPPLIER), committed(Role.BUYER))
+    held = invoice_of(committed_organisation(Role.SUPPLIER), buyer, holder=financier)
+    foreign = invoice_of(committed_organisation(Role.SUPPLIER), committed_organisation(Role.BUYER))
 
     assert listed(actor_of(supplier)) == [mine.id]
     assert listed(actor_of(buyer)) == [mine.id, held.id]
     assert listed(actor_of(financier)) == [held.id]
-    assert listed(actor_of(committed(Role.AUDITOR))) == [mine.id, held.id, foreign.id]
+    assert listed(actor_of(committed_organisation(Role.AUDITOR))) == [mine.id, held.id, foreign.id]
 
 
 def test_the_list_filters(supplier, buyer):
-    other_buyer = committed(Role.BUYER)
+    other_buyer = committed_organisation(Role.BUYER)
     small = invoice_of(supplier, buyer, amount_minor=100, due_in_days=10)
     large = invoice_of(supplier, buyer, amount_minor=10_000, due_in_days=90, status=InvoiceStatus.REGISTERED)
     euro = invoice_of(supplier, other_buyer, amount_minor=5_000, due_in_days=30, currency="EUR")
-    auditor = actor_of(committed(Role.AUDITOR))
+    auditor = actor_of(committed_organisation(Role.AUDITOR))
     today = date.today()
 
     assert listed(auditor, status=InvoiceStatus.REGISTERED) == [large.id]
@@ -474,7 +455,7 @@ def test_the_list_filters(supplier, buyer):
 
 
 def test_the_payables_inbox_and_the_receivables_are_perspectives_of_the_same_list(supplier, buyer):
-    both = committed(Role.SUPPLIER | Role.BUYER)
+    both = committed_organisation(Role.SUPPLIER | Role.BUYER)
     payable = invoice_of(supplier, both)
     receivable = invoice_of(both, buyer)
     clerk = actor_of(both)
@@ -489,11 +470,11 @@ def test_an_invoice_is_read_by_those_who_may_see_it(supplier, buyer):
     invoice = invoice_of(supplier, buyer)
     assert invoices.get_invoice(actor_of(buyer), invoice.id).id == invoice.id
     with pytest.raises(NotFound):
-        invoices.get_invoice(actor_of(committed(Role.SUPPLIER)), invoice.id)
+        invoices.get_invoice(actor_of(committed_organisation(Role.SUPPLIER)), invoice.id)
     with pytest.raises(NotFound):
         invoices.get_invoice(actor_of(buyer), invoice.id + 1)
     with pytest.raises(OrganisationInactive):
-        invoices.get_invoice(actor_of(committed(Role.BUYER, kyc=KycStatus.REJECTED)), invoice.id)
+        invoices.get_invoice(actor_of(committed_organisation(Role.BUYER, kyc=KycStatus.REJECTED)), invoice.id)
 
 
 def test_an_invoice_without_a_document_has_none_to_read(supplier, buyer):
@@ -505,7 +486,7 @@ def test_an_invoice_without_a_document_has_none_to_read(supplier, buyer):
 def test_pending_actions_are_the_writes_not_yet_answered(supplier, buyer):
     invoice = invoice_of(supplier, buyer, status=InvoiceStatus.REGISTERED)
     invoices.cancel_invoice(actor_of(supplier), invoice.id)
-    row = only_intent()
+    row = only_outbox_row()
     for status in (ChainTransactionStatus.SIGNED, ChainTransactionStatus.SENT):
         row.status, row.nonce, row.raw_tx, row.tx_hash = status, 0, "0x00", "0x" + "11" * 32
         db.session.commit()
@@ -527,7 +508,8 @@ def on_each_backend(app_on_each_backend) -> Iterator[None]:
 
 
 def test_registration_and_every_change_on_each_database_backend(on_each_backend):
-    supplier, buyer, sub_supplier = committed(Role.SUPPLIER), committed(Role.BUYER), committed(Role.SUPPLIER)
+    supplier, buyer = committed_organisation(Role.SUPPLIER), committed_organisation(Role.BUYER)
+    sub_supplier = committed_organisation(Role.SUPPLIER)
     clerk, payer = actor_of(supplier), actor_of(buyer)
     due = date.today() + timedelta(days=30)
     data = "".join(f"B-{n},{buyer.legal_identifier},10.00,CNY,{date.today()},{due}\n" for n in range(3))

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
-from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_canonical_address, to_checksum_address
@@ -55,6 +54,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.logs import DISCARD
 
 from backend.chain import transactions
+from backend.chain.client import child_receivable_id, receivable_id
 from backend.chain.transactions import TransactionReverted
 from tests.factories import AUDITOR, BUYER, CNY, DAY, DELINQUENCY, FINANCIER, REQUEST_STATUS, STATUS, SUPPLIER
 
@@ -121,14 +121,6 @@ def uint32_array_element(get: Callable[[int], int], length_slot: int, index: int
 
 def _bits(word: int, start: int, width: int) -> int:
     return (word >> start) & ((1 << width) - 1)
-
-
-def receivable_id(supplier: str, buyer: str, invoice_hash: bytes) -> int:
-    return int.from_bytes(keccak(abi_encode(["address", "address", "bytes32"], [supplier, buyer, invoice_hash])), "big")
-
-
-def child_id(parent: int, index: int) -> int:
-    return int.from_bytes(keccak(abi_encode(["uint256", "uint256"], [parent, index])), "big")
 
 
 # ---------------------------------------------------------------------- decoded storage
@@ -478,7 +470,7 @@ def _probe_layout(chain: PropertyChain) -> Layout:
         chain.send("S0", chain.registry.functions.register(entry2))
         chain.send("B0", chain.registry.functions.confirm(rid2))
         chain.send("S0", chain.registry.functions.split(rid2, [4_000, 6_000], [s0, chain.addresses["S1"]]))
-        parents = find(registry, lambda v: v == rid2, lambda p: mapping_slot(child_id(rid2, 1), p))
+        parents = find(registry, lambda v: v == rid2, lambda p: mapping_slot(child_receivable_id(rid2, 1), p))
 
         chain.send("B0", chain.token.functions.approve(f0, 123_456))
         allowances = find(token, lambda v: v == 123_456, lambda p: nested_slot(b0, f0, p))
@@ -501,11 +493,12 @@ def _probe_layout(chain: PropertyChain) -> Layout:
         chain.layout = layout
 
         # The decoders agree with the contracts' own views.
-        state = chain.read_state([rid, rid2, child_id(rid2, 0), child_id(rid2, 1)], [("B0", "F0")], [("S0", "F0")])
+        probed_ids = [rid, rid2, child_receivable_id(rid2, 0), child_receivable_id(rid2, 1)]
+        state = chain.read_state(probed_ids, [("B0", "F0")], [("S0", "F0")])
         assert state.paused
         assert state.allowances == {("B0", "F0"): chain.token.functions.allowance(b0, f0).call()}
         assert state.operators == {("S0", "F0"): int(chain.registry.functions.isApprovedForAll(s0, f0).call())}
-        for r in (rid, rid2, child_id(rid2, 1)):
+        for r in (rid, rid2, child_receivable_id(rid2, 1)):
             view = chain.registry.functions.getReceivable(r).call()
             mine = state.receivable(r)
             assert (chain.name_of(mine["owner"]) or "0x" + "0" * 40, mine["amount"], mine["repaid"], mine["due_date"],
@@ -922,7 +915,7 @@ class LedgerMachine(RuleBasedStateMachine):
             .stage((sum(amounts) != total, "SplitAmountMismatch"))
             .stage((inactive_recipient is not None, "ParticipantNotActive"))
         )
-        children = [child_id(rid, i) for i in range(parts)]
+        children = [child_receivable_id(rid, i) for i in range(parts)]
         addresses = [self.chain.addresses[h] for h in holders]
 
         def apply():
@@ -1489,7 +1482,7 @@ class LedgerMachine(RuleBasedStateMachine):
             }
             assert got == want, f"receivable {rid:#x}: chain {got} != model {want}"
             if rec.status == "Split":
-                children = [child_id(rid, i) for i in range(got["child_count"])]
+                children = [child_receivable_id(rid, i) for i in range(got["child_count"])]
                 assert children == rec.children
                 total = sum(state.receivable(c)["amount"] for c in children)
                 assert total == got["amount"], f"INVARIANT 2 broken: children of {rid:#x} sum to {total}, not {got['amount']}"

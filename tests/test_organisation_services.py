@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import AuditLog, ChainTransaction, ContractName, KycStatus, Organisation, Role, SigningKey, User
@@ -24,6 +24,7 @@ from backend.services.errors import (
 )
 from backend.services.permissions import Action, authorize
 from tests import domain_factories as factories
+from tests.domain_factories import committed_organisation, last_audit_entry, only_outbox_row, count
 
 MASTER = MasterSecret("m" * 40, source="test")
 VALID_LEI = "5493001KJTIIGC8Y1R12"
@@ -36,28 +37,12 @@ def cheap_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def operator(db_session) -> Actor:
-    """An operator user, committed, so a refused call's rollback leaves the setup in place."""
-    actor = factories.actor(factories.organisation(Role.OPERATOR, onboarded=False))
-    db.session.commit()
-    return actor
-
-
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
+    return factories.operator()
 
 
 def writes() -> tuple[int, int, int]:
     """Rows a service call may write: organisations, ledger intents, audit entries."""
     return count(Organisation), count(ChainTransaction), count(AuditLog)
-
-
-def last_audit_entry() -> AuditLog:
-    return db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first()
-
-
-def only_intent() -> ChainTransaction:
-    (intent,) = db.session.scalars(select(ChainTransaction)).all()
-    return intent
 
 
 def digest(text: str) -> str:
@@ -68,12 +53,6 @@ def create(operator: Actor, **details) -> Organisation:
     details = {"name": "Acme Components", "legal_identifier": "0088:7300010000001",
                "roles": Role.SUPPLIER | Role.BUYER, "master_secret": MASTER} | details
     return organisations.create_organisation(operator, **details)
-
-
-def approved_participant(roles: Role = Role.SUPPLIER) -> Organisation:
-    org = factories.organisation(roles)
-    db.session.commit()
-    return org
 
 
 # ---------------------------------------------------------------- creating organisations
@@ -153,7 +132,7 @@ def test_approval_queues_the_onboarding_with_ledger_roles_and_a_digest_of_the_id
     organisations.decide_kyc(operator, org, approve=True, note="documents checked")
 
     assert org.kyc_status == KycStatus.APPROVED
-    intent = only_intent()
+    intent = only_outbox_row()
     assert (intent.intent_key, intent.contract, intent.function) == (
         f"organisation:{org.id}:onboard", ContractName.FINANCING, "onboard")
     assert intent.args == [org.chain_address, 4, digest("0088:7300010000001")]
@@ -199,7 +178,7 @@ def test_only_the_operator_decides_kyc(operator):
 
 
 def test_a_suspension_takes_effect_at_once_and_is_queued_for_the_ledger(operator):
-    org = approved_participant()
+    org = committed_organisation(Role.SUPPLIER)
     member = Actor(organisation=org, user=factories.user(org))
     db.session.commit()
 
@@ -208,7 +187,7 @@ def test_a_suspension_takes_effect_at_once_and_is_queued_for_the_ledger(operator
     assert org.suspended and org.suspension_reason == "sanctions screening hit"
     with pytest.raises(OrganisationInactive):
         authorize(member, Action.VIEW_ORGANISATION)
-    intent = only_intent()
+    intent = only_outbox_row()
     assert (intent.intent_key, intent.contract, intent.function) == (
         f"organisation:{org.id}:suspend:1", ContractName.FINANCING, "suspend")
     assert intent.args == [org.chain_address, digest("sanctions screening hit")]
@@ -217,7 +196,7 @@ def test_a_suspension_takes_effect_at_once_and_is_queued_for_the_ledger(operator
 
 
 def test_reinstating_lifts_the_suspension_and_each_change_is_its_own_intent(operator):
-    org = approved_participant()
+    org = committed_organisation(Role.SUPPLIER)
 
     organisations.suspend(operator, org, reason="first")
     organisations.reinstate(operator, org)
@@ -235,7 +214,7 @@ def test_reinstating_lifts_the_suspension_and_each_change_is_its_own_intent(oper
 
 
 def test_suspending_twice_and_reinstating_an_active_organisation_are_refused(operator):
-    org = approved_participant()
+    org = committed_organisation(Role.SUPPLIER)
     with pytest.raises(InvalidState):
         organisations.reinstate(operator, org)
     organisations.suspend(operator, org, reason="overdue fees")
@@ -259,7 +238,7 @@ def test_only_an_approved_participant_can_be_suspended(operator):
 
 
 def test_a_suspension_needs_a_reason(operator):
-    org = approved_participant()
+    org = committed_organisation(Role.SUPPLIER)
     with pytest.raises(InvalidInput) as refused:
         organisations.suspend(operator, org, reason=" ")
     assert list(refused.value.errors) == ["reason"]

@@ -4,8 +4,6 @@ servicer-only bookkeeping."""
 from __future__ import annotations
 
 import pytest
-from eth_abi import encode
-from web3 import Web3
 
 from backend.chain import client
 from backend.chain.transactions import call
@@ -62,14 +60,6 @@ def confirmed(receivables, ledger) -> int:
     return receivables[1]
 
 
-def derived_id(supplier: str, buyer: str, invoice_number_hash: bytes) -> int:
-    return int.from_bytes(Web3.keccak(encode(["address", "address", "bytes32"], [supplier, buyer, invoice_number_hash])), "big")
-
-
-def derived_child_id(parent: int, index: int) -> int:
-    return int.from_bytes(Web3.keccak(encode(["uint256", "uint256"], [parent, index])), "big")
-
-
 def lower(account) -> str:
     return account.address.lower()
 
@@ -88,7 +78,7 @@ def with_fields(entry: tuple, **changes) -> tuple:
 def test_register_mints_the_receivable_under_its_derived_id(ledger, registry, actors):
     entry = ledger.registration(actors.buyer, amount=250_000)
     buyer, amount, currency, issue_date, due_date, number_hash, document_hash = entry
-    expected = derived_id(actors.supplier.address, buyer, number_hash)
+    expected = client.receivable_id(actors.supplier.address, buyer, number_hash)
     # The id is known before the transaction is mined.
     assert registry.functions.register(entry).call({"from": actors.supplier.address}) == expected
 
@@ -119,7 +109,7 @@ def test_register_batch_registers_every_entry_in_order(ledger, registry, actors)
     held = registry.functions.balanceOf(actors.supplier.address).call()
     receipt = ledger.send(actors.supplier, registry.functions.registerBatch(entries))
 
-    ids = [derived_id(actors.supplier.address, entry[0], entry[5]) for entry in entries]
+    ids = [client.receivable_id(actors.supplier.address, entry[0], entry[5]) for entry in entries]
     events = emitted(receipt, registry.events.ReceivableRegistered)
     assert [(event["id"], event["buyer"], event["amount"]) for event in events] == [
         (ids[0], actors.buyer.address, 100), (ids[1], other_buyer.address, 200), (ids[2], actors.buyer.address, 300)
@@ -455,7 +445,7 @@ def test_only_the_holder_or_whom_it_approved_moves_a_receivable(ledger, registry
 def test_split_mints_confirmed_children_and_retires_the_parent(ledger, registry, actors, confirmed):
     amounts = [500_000, 300_000, 200_000]
     holders = [actors.supplier.address, actors.sub_supplier.address, actors.financier.address]
-    children = [derived_child_id(confirmed, i) for i in range(3)]
+    children = [client.child_receivable_id(confirmed, i) for i in range(3)]
     parent = ledger.receivable(confirmed)
     assert registry.functions.split(confirmed, amounts, holders).call({"from": actors.supplier.address}) == children
 
@@ -481,10 +471,10 @@ def test_split_mints_confirmed_children_and_retires_the_parent(ledger, registry,
 def test_children_split_again_keep_their_lineage(ledger, registry, actors, confirmed):
     to_supplier = [actors.supplier.address] * 2
     ledger.send(actors.supplier, registry.functions.split(confirmed, [600_000, 400_000], to_supplier))
-    child = derived_child_id(confirmed, 0)
+    child = client.child_receivable_id(confirmed, 0)
     ledger.send(actors.supplier, registry.functions.split(child, [100_000, 500_000], to_supplier))
 
-    grandchildren = [derived_child_id(child, i) for i in range(2)]
+    grandchildren = [client.child_receivable_id(child, i) for i in range(2)]
     assert registry.functions.childrenOf(child).call() == grandchildren
     assert [registry.functions.parentOf(g).call() for g in grandchildren] == [child, child]
     assert registry.functions.parentOf(child).call() == confirmed

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import (
-    AuditLog,
     ChainTransaction,
     ChainTransactionStatus,
     ContractName,
@@ -25,10 +24,11 @@ from backend.models import (
     RepaymentStatus,
     Role,
 )
-from backend.services import financing, servicing
+from backend.services import ledger, servicing
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound, PermissionDenied
 from tests import domain_factories as factories
+from tests.domain_factories import assert_refused, only_audit_entry, only_outbox_row
 
 GRACE, DEFAULT = 5 * 86_400, 30 * 86_400  # the configuration's defaults
 
@@ -66,30 +66,6 @@ def book(db_session: Any) -> Book:
 def late_book(db_session: Any) -> Book:
     """A receivable 40 days past its due date: past the grace period and the default period."""
     return book_with(-40)
-
-
-def counts() -> dict[str, int]:
-    return {model.__name__: len(db.session.scalars(select(model)).all())
-            for model in (Invoice, Repayment, ChainTransaction, AuditLog)}
-
-
-def assert_refused(error: type[Exception], call: Any, *args: Any, **kwargs: Any) -> pytest.ExceptionInfo[Any]:
-    """`call` raises `error` and writes nothing."""
-    before = counts()
-    with pytest.raises(error) as refusal:
-        call(*args, **kwargs)
-    assert counts() == before
-    return refusal
-
-
-def only_outbox_row() -> ChainTransaction:
-    [row] = db.session.scalars(select(ChainTransaction)).all()
-    return row
-
-
-def only_audit_entry() -> AuditLog:
-    [entry] = db.session.scalars(select(AuditLog)).all()
-    return entry
 
 
 # ---------------------------------------------------------------- repayments
@@ -232,9 +208,9 @@ def test_marks_wait_until_after_the_due_date_and_the_periods(
         late_book.invoice.delinquency = Delinquency.OVERDUE
         db.session.commit()
     allowed_after = datetime.combine(late_book.invoice.due_date, time.min, tzinfo=UTC) + timedelta(seconds=wait)
-    monkeypatch.setattr(financing, "utcnow", lambda: allowed_after + timedelta(microseconds=999_999))
+    monkeypatch.setattr(ledger, "utcnow", lambda: allowed_after + timedelta(microseconds=999_999))
     assert_refused(InvalidState, mark, late_book.holder, late_book.invoice.id)  # the same second: not yet
-    monkeypatch.setattr(financing, "utcnow", lambda: allowed_after + timedelta(seconds=1))
+    monkeypatch.setattr(ledger, "utcnow", lambda: allowed_after + timedelta(seconds=1))
     mark(late_book.holder, late_book.invoice.id)
 
 

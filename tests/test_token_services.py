@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import (
@@ -21,24 +21,17 @@ from backend.services import tokens
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound, PermissionDenied
 from tests import domain_factories as factories
+from tests.domain_factories import count
 
 
 @pytest.fixture
 def operator(db_session) -> Actor:
-    actor = factories.actor(factories.organisation(Role.OPERATOR, onboarded=False))
-    db.session.commit()
-    return actor
+    return factories.operator()
 
 
 @pytest.fixture
 def financier(db_session):
-    org = factories.organisation(Role.FINANCIER)
-    db.session.commit()
-    return org
-
-
-def count(model: type) -> int:
-    return db.session.scalar(select(func.count()).select_from(model))
+    return factories.committed_organisation(Role.FINANCIER)
 
 
 def writes() -> tuple[int, int, int]:

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from backend.api.auth import SECURITY, current_actor
-from backend.api.financing import row_id_filter
+from backend.api.fields import row_id
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.models import AuditLog
 from backend.services.audit_reads import audit_entries
@@ -40,7 +40,7 @@ class AuditLogArgs(CursorArgs):
     action = fields.String(validate=validate.Length(max=100))
     subject_type = fields.String(validate=validate.Length(max=50))
     subject_id = fields.String(validate=validate.Length(max=66))
-    actor_organisation_id = row_id_filter()
+    actor_organisation_id = row_id()
     since = fields.AwareDateTime(metadata={"description": "Entries at or after this moment"})
     until = fields.AwareDateTime(metadata={"description": "Entries before this moment"})
 

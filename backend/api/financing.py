@@ -8,22 +8,20 @@ Amounts are decimal strings of major units with their currency; responses add th
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import Response, url_for
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from backend.api.auth import SECURITY, current_actor
-from backend.api.invoices import PendingActionSchema
+from backend.api.fields import ROW_ID, PendingActions, decimal_amount, row_id
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
-from backend.models import ChainTransaction, FinancingRequest, FinancingRequestStatus, Offer, OfferStatus
-from backend.money import from_minor_units
+from backend.models import FinancingRequest, FinancingRequestStatus, Offer, OfferStatus
 from backend.services import financing
 from backend.services.financing import FinanceableFilters
-from backend.services.invoices import MAX_ROW_ID
+from backend.services.ledger import settlement_currency
 
 # The routes live under several collections (/invoices/<id>/..., /financing-requests,
 # /offers, /financeable), so the blueprint's prefix is the API's own.
@@ -34,35 +32,6 @@ blp = Blueprint(
     url_prefix="/api/v1/",
     description="Financing requests, offers, acceptance and outright funding; the financier's market.",
 )
-
-# Row ids in paths and filters: beyond the database's integer columns there is nothing to find.
-ROW_ID = f"int(max={MAX_ROW_ID})"
-
-
-def row_id_filter() -> fields.Integer:
-    return fields.Integer(validate=validate.Range(min=1, max=MAX_ROW_ID))
-
-
-def decimal_amount(minor_units: Callable[[Any], int], currency: Callable[[Any], str], description: str) -> fields.Field:
-    """A response field: an amount in minor units shown as a decimal string in its currency."""
-    return fields.Function(
-        lambda obj: str(from_minor_units(minor_units(obj), currency(obj))),
-        required=True,
-        metadata={"type": "string", "description": f"{description}, in major units: 1234.56"},
-    )
-
-
-class PendingActions(fields.List):
-    """The ledger writes on their way for the object being dumped, as `source` finds them (the
-    invoices' schema of one, so the API documents a single PendingAction)."""
-
-    def __init__(self, source: Callable[[Any], list[ChainTransaction]]) -> None:
-        super().__init__(fields.Nested(PendingActionSchema), required=True, dump_only=True)
-        self.source = source
-
-    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Any:
-        return self.source(obj)
-
 
 class FinancingRequestSchema(Schema):
     id = fields.Integer(required=True)
@@ -132,7 +101,7 @@ class SupplierHistorySchema(Schema):
     repaid = fields.Integer(required=True, metadata={"description": "Invoices repaid in full"})
     overdue = fields.Integer(required=True, metadata={"description": "Invoices overdue now"})
     defaulted = fields.Integer(required=True, metadata={"description": "Invoices defaulted"})
-    volume = decimal_amount(lambda history: history.volume_minor, lambda history: financing.settlement_currency(),
+    volume = decimal_amount(lambda history: history.volume_minor, lambda history: settlement_currency(),
                             "The face value of its confirmed invoices in the settlement currency")
     volume_minor = fields.Integer(required=True)
 
@@ -162,8 +131,8 @@ class FinanceableSchema(Schema):
 
 
 class FinanceableArgs(CursorArgs):
-    buyer_id = row_id_filter()
-    supplier_id = row_id_filter()
+    buyer_id = row_id()
+    supplier_id = row_id()
     due_from = fields.Date(metadata={"description": "Due on or after this day"})
     due_to = fields.Date(metadata={"description": "Due on or before this day"})
     amount_min = fields.String(metadata={"description": "Face value at least this (settlement currency): 1000.00"})
@@ -171,7 +140,7 @@ class FinanceableArgs(CursorArgs):
 
 
 class OfferArgs(CursorArgs):
-    financing_request_id = row_id_filter()
+    financing_request_id = row_id()
     status = fields.Enum(OfferStatus, by_value=True)
 
 

@@ -14,18 +14,19 @@ from typing import Any
 from flask import Response, request, send_file
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
-from marshmallow import Schema, ValidationError, fields, missing, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from backend.api.auth import SECURITY, current_actor
+from backend.api.fields import ROW_ID, PendingActions, decimal_amount, row_id
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
-from backend.models import ChainTransactionStatus, Delinquency, Invoice, InvoiceSource, InvoiceStatus
-from backend.money import MAX_MINOR_UNITS, from_minor_units
+from backend.models import Delinquency, Invoice, InvoiceSource, InvoiceStatus
+from backend.money import MAX_MINOR_UNITS
 from backend.services import invoice_intake, invoices
 from backend.services.invoice_intake import CsvMode, CsvRegistration
-from backend.services.invoices import MAX_DISPUTE_NOTE_LENGTH, MAX_ROW_ID, DisputeReason, Perspective, SplitPart
+from backend.services.invoices import MAX_DISPUTE_NOTE_LENGTH, DisputeReason, Perspective, SplitPart
 
 
 class MultipartParser(FlaskParser):
@@ -45,8 +46,8 @@ blp = Blueprint(
 )
 blp.ARGUMENTS_PARSER = MultipartParser()
 
-# The path of one invoice: ids beyond the database's integers name none (404, not an error).
-INVOICE_PATH = f"/<int(max={MAX_ROW_ID}):invoice_id>"
+# The path of one invoice, under the blueprint's prefix.
+INVOICE_PATH = f"/<{ROW_ID}:invoice_id>"
 PAGE_ARGUMENTS = frozenset(CursorArgs().fields)
 # As long as the longest legal identifier an organisation may have.
 MAX_REFERENCE_LENGTH = 100
@@ -76,29 +77,8 @@ class OrganisationReference(fields.Field):
         raise ValidationError("an organisation id, ledger address or legal identifier")
 
 
-class PendingActionSchema(Schema):
-    function = fields.String(required=True, metadata={
-        "description": "The ledger function on its way (of ReceivableRegistry or Financing)"})
-    status = fields.Enum(ChainTransactionStatus, by_value=True, required=True)
-
-
-class PendingActions(fields.List):
-    """The invoice's ledger writes that are queued or sent but not yet answered."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(fields.Nested(PendingActionSchema), dump_only=True, **kwargs)
-
-    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = missing) -> Any:
-        return invoices.pending_actions(obj)
-
-
 class InvoiceIdSchema(Schema):
     id = fields.Integer(required=True)
-
-
-def _major_units(attribute: str) -> fields.Function:
-    return fields.Function(lambda invoice: str(from_minor_units(getattr(invoice, attribute), invoice.currency)),
-                           required=True, metadata={"type": "string", "description": "In major units: 1234.56"})
 
 
 class InvoiceSchema(Schema):
@@ -114,9 +94,10 @@ class InvoiceSchema(Schema):
     invoice_number = fields.String(required=True, allow_none=True,
                                    metadata={"description": "None for a part of a split receivable"})
     currency = fields.String(required=True)
-    amount = _major_units("amount_minor")
+    amount = decimal_amount(lambda invoice: invoice.amount_minor, lambda invoice: invoice.currency, "The face value")
     amount_minor = fields.Integer(required=True)
-    repaid = _major_units("repaid_minor")
+    repaid = decimal_amount(lambda invoice: invoice.repaid_minor, lambda invoice: invoice.currency,
+                            "What the buyer has repaid")
     repaid_minor = fields.Integer(required=True)
     issue_date = fields.Date(required=True)
     due_date = fields.Date(required=True)
@@ -128,7 +109,7 @@ class InvoiceSchema(Schema):
     split_index = fields.Integer(required=True, allow_none=True)
     children = fields.Pluck(InvoiceIdSchema, "id", many=True, required=True,
                             metadata={"description": "The ids of the parts it was split into"})
-    pending_actions = PendingActions(required=True)
+    pending_actions = PendingActions(invoices.pending_actions)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
@@ -203,8 +184,8 @@ class TransferSchema(Schema):
 
 class InvoiceListArgs(CursorArgs):
     status = fields.Enum(InvoiceStatus, by_value=True)
-    buyer_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ROW_ID))
-    supplier_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ROW_ID))
+    buyer_id = row_id()
+    supplier_id = row_id()
     due_from = fields.Date(metadata={"description": "Due on or after this date"})
     due_to = fields.Date(metadata={"description": "Due on or before this date"})
     amount_min_minor = fields.Integer(validate=validate.Range(min=0, max=MAX_MINOR_UNITS))

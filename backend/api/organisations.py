@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from backend.api.auth import SECURITY, current_actor
-from backend.api.financing import ROW_ID
+from backend.api.fields import ROW_ID
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
 from backend.models import KycStatus, Organisation, Role

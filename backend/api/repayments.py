@@ -14,13 +14,12 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from backend.api.auth import SECURITY, current_actor
-from backend.api.financing import ROW_ID, decimal_amount, row_id_filter
-from backend.api.invoices import PendingActions
+from backend.api.fields import ROW_ID, PendingActions, decimal_amount, row_id
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
 from backend.config import API_URL_PREFIX
 from backend.models import Delinquency, Invoice, InvoiceStatus, Repayment, RepaymentStatus
-from backend.services import financing, servicing
+from backend.services import financing, invoices, servicing
 
 # The routes live under several collections (/invoices/<id>/..., /repayments, /portfolio), so
 # the blueprint's prefix is the API's own.
@@ -56,7 +55,7 @@ class DelinquencySchema(Schema):
     invoice_id = fields.Integer(required=True, attribute="id")
     status = fields.Enum(InvoiceStatus, by_value=True, required=True)
     delinquency = fields.Enum(Delinquency, by_value=True, required=True)
-    pending_actions = PendingActions()
+    pending_actions = PendingActions(invoices.pending_actions)
 
 
 class HoldingSchema(Schema):
@@ -97,7 +96,7 @@ class PortfolioSchema(page_schema(HoldingSchema)):  # type: ignore[misc]
 
 
 class RepaymentArgs(CursorArgs):
-    invoice_id = row_id_filter()
+    invoice_id = row_id()
     status = fields.Enum(RepaymentStatus, by_value=True)
 
 

@@ -17,9 +17,9 @@ from marshmallow import Schema, fields, validate
 from backend.api import idempotency
 from backend.api.auth import SECURITY, SESSION_USER_KEY, current_actor
 from backend.extensions import limiter
-from backend.models import Role
 from backend.security.passwords import MAX_PASSWORD_LENGTH
 from backend.services.authentication import authenticate_user
+from backend.services.organisations import role_names
 
 blp = Blueprint(
     "session",
@@ -115,7 +115,7 @@ def get_session() -> dict[str, Any]:
         "organisation": {
             "id": organisation.id,
             "name": organisation.name,
-            "roles": [role.name.lower() for role in Role if role in organisation.roles],
+            "roles": role_names(organisation.roles),
         },
         "user": actor.user,
         "api_key": actor.api_key,

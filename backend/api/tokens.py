@@ -13,13 +13,12 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from backend.api.auth import SECURITY, current_actor
-from backend.api.financing import ROW_ID, decimal_amount, row_id_filter
+from backend.api.fields import ROW_ID, decimal_amount, row_id
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
 from backend.models import TokenOperation, TokenOperationKind, TokenOperationStatus
 from backend.services import organisations, tokens
-from backend.services.financing import settlement_currency
-from backend.services.invoices import MAX_ROW_ID
+from backend.services.ledger import settlement_currency
 from backend.services.tokens import MAX_REFERENCE_LENGTH
 
 blp = Blueprint(
@@ -50,7 +49,7 @@ class TokenOperationSchema(Schema):
 
 class NewTokenOperationSchema(Schema):
     kind = fields.Enum(TokenOperationKind, by_value=True, required=True)
-    organisation_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ROW_ID))
+    organisation_id = row_id(required=True)
     amount = fields.String(required=True, metadata={"description": "In major units: 1234.56"})
     currency = fields.String(required=True, metadata={"description": "The settlement currency (ISO 4217)"})
     reference = fields.String(required=True, validate=validate.Length(max=MAX_REFERENCE_LENGTH), metadata={
@@ -58,7 +57,7 @@ class NewTokenOperationSchema(Schema):
 
 
 class TokenOperationArgs(CursorArgs):
-    organisation_id = row_id_filter()
+    organisation_id = row_id()
     kind = fields.Enum(TokenOperationKind, by_value=True)
     status = fields.Enum(TokenOperationStatus, by_value=True)
 

@@ -7,17 +7,17 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from backend.api.auth import SECURITY, current_actor
+from backend.api.fields import row_id
 from backend.models import User
 from backend.security.passwords import MAX_PASSWORD_LENGTH
 from backend.services import accounts, organisations
 from backend.services.accounts import MAX_DISPLAY_NAME_LENGTH, MAX_EMAIL_LENGTH
-from backend.services.invoices import MAX_ROW_ID
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Users, created by the operator.")
 
 
 class NewUserSchema(Schema):
-    organisation_id = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_ROW_ID))
+    organisation_id = row_id(required=True)
     email = fields.String(required=True, validate=validate.Length(max=MAX_EMAIL_LENGTH))
     display_name = fields.String(required=True, validate=validate.Length(max=MAX_DISPLAY_NAME_LENGTH))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=MAX_PASSWORD_LENGTH),

@@ -1,13 +1,14 @@
 """A handle on one Anchorline deployment: its contracts and the calls every user of them makes.
 
 The one place that knows how an invoice becomes a `Registration` (the invoice number only ever
-leaves as its SHA-256) and how a receivable id is derived, so the back end, the benchmarks and
-the tests agree with the contract byte for byte.
+leaves as its SHA-256, a date as the Unix seconds of its 00:00 UTC) and how a receivable id is
+derived, so the back end, the benchmarks and the tests agree with the contract byte for byte.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from eth_abi import encode
@@ -21,7 +22,7 @@ from backend.chain import transactions
 from backend.chain.deploy import DAY, Deployment
 
 __all__ = ["DAY", "SUPPLIER", "BUYER", "FINANCIER", "AUDITOR", "LedgerClient", "child_receivable_id",
-           "invoice_number_hash", "receivable_id", "registration"]
+           "invoice_number_hash", "ledger_date", "receivable_id", "registration"]
 
 # Participant role bits, as contracts/interfaces/IParticipantRegistry.sol's `Roles` numbers them.
 SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
@@ -30,6 +31,12 @@ SUPPLIER, BUYER, FINANCIER, AUDITOR = 1, 2, 4, 8
 def invoice_number_hash(invoice_number: str) -> bytes:
     """What the ledger stores of an invoice number: its SHA-256, never the number itself."""
     return hashlib.sha256(invoice_number.strip().encode()).digest()
+
+
+def ledger_date(day: date) -> int:
+    """A date as the ledger holds it (a receivable's issue and due dates): the Unix seconds of
+    its 00:00 UTC. A receivable is due from that second on."""
+    return int(datetime.combine(day, time.min, tzinfo=UTC).timestamp())
 
 
 def registration(

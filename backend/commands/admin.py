@@ -19,7 +19,6 @@ from backend.app import create_app
 from backend.services import accounts, organisations
 from backend.services.actors import Actor
 from backend.services.errors import ServiceError
-from backend.services.invoices import find_organisation
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,7 +77,7 @@ def create_user(organisation_reference: str, email: str, display_name: str, pass
     operator = organisations.operator_organisation()
     if operator is None:
         raise click.ClickException("there is no operator yet: run `anchorline admin create-operator` first")
-    organisation = find_organisation(organisation_reference)
+    organisation = organisations.find_organisation(organisation_reference)
     if organisation is None:
         raise click.ClickException(f"no organisation {organisation_reference!r}: give its id, ledger address "
                                    "or legal identifier")

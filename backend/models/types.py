@@ -9,6 +9,9 @@ from sqlalchemy import JSON, DateTime, Dialect, Enum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+# Row ids are 32-bit integers in the database; a larger number names no row (and the database
+# would refuse to compare it with one).
+MAX_ROW_ID = 2**31 - 1
 # Room for every enum's longest value and a few more without changing the column type.
 ENUM_LENGTH = 32
 

@@ -7,7 +7,7 @@ ledger call (the outbox) and the audit entry in one database transaction. Status
 from `pending` or `open` only when the indexer reads the ledger's events.
 
 The ledger judges time by whole seconds (uint40), so deadlines and expiries are kept to the
-second, and a due date is its day's 00:00 UTC, as registration puts it on the ledger.
+second and compared by its clock (`backend.services.ledger`), a due date as its day's 00:00 UTC.
 
 Intent keys name the write and number its attempts (`financing_request:<id>:cancel:1`,
 `offer:<id>:make:2` for a revision, `invoice:<id>:markOverdue:1`): the same write is refused as a
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from backend.extensions import db
 from backend.models import (
     ChainTransaction,
-    ChainTransactionStatus,
     ContractName,
     Delinquency,
     FinancingRequest,
@@ -41,18 +39,16 @@ from backend.models import (
     Repayment,
     RepaymentStatus,
     Role,
-    utcnow,
 )
 from backend.money import AmountError, from_minor_units, to_minor_units
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, PermissionDenied
+from backend.services.ledger import due_instant, ledger_now, ledger_seconds, settlement_currency
 from backend.services.organisations import require_participant
 from backend.services.permissions import HOLDER_ROLES, Action, authorize, get_authorized, visible_offers
 from backend.services.transaction import atomic
 
-# Ledger writes on their way: queued, signed or sent, not yet mined, reverted or failed.
-IN_FLIGHT = (ChainTransactionStatus.QUEUED, ChainTransactionStatus.SIGNED, ChainTransactionStatus.SENT)
 # The Financing calls that close a request: once one is on its way, no other may follow it.
 CLOSING_FUNCTIONS = ("cancelRequest", "acceptOffer", "fundRequest")
 
@@ -61,26 +57,6 @@ OFFER_SUBJECT = "offer"
 
 
 # ---------------------------------------------------------------- rules shared with servicing
-
-
-def settlement_currency() -> str:
-    """The currency of the deployment's settlement token: the only one financed and repaid."""
-    return current_app.config["SETTLEMENT_CURRENCY"]
-
-
-def ledger_now() -> datetime:
-    """The current time to the whole second, as the ledger's clock would read it."""
-    return utcnow().replace(microsecond=0)
-
-
-def ledger_seconds(moment: datetime) -> int:
-    """`moment` as the ledger's clock counts it: whole seconds since the epoch."""
-    return int(moment.timestamp())
-
-
-def due_instant(invoice: Invoice) -> datetime:
-    """When the ledger considers the receivable due: 00:00 UTC of its due date."""
-    return datetime.combine(invoice.due_date, time.min, tzinfo=UTC)
 
 
 def outstanding_minor(invoice: Invoice) -> int:
@@ -146,16 +122,6 @@ def queue_ledger_call(
     )
 
 
-def attempt_key(intent: str) -> str:
-    """The intent key of the next attempt at `intent`. While an earlier attempt is on its way
-    this is a duplicate; once each has been mined, reverted or failed, the write may be queued
-    again (a reverted one must be, to be done at all)."""
-    earlier = _earlier_attempts(intent)
-    if any(status in IN_FLIGHT for status in earlier):
-        raise Duplicate(f"{intent} is already queued")
-    return f"{intent}:{len(earlier) + 1}"
-
-
 def pending_actions(subject: FinancingRequest | Offer) -> list[ChainTransaction]:
     """The ledger writes queued for `subject` and not yet mined (its status moves on only
     once they are), oldest first; a request's include the acceptance of an offer on it, which
@@ -171,11 +137,7 @@ def pending_actions(subject: FinancingRequest | Offer) -> list[ChainTransaction]
         )
     else:
         about = and_(ChainTransaction.subject_type == OFFER_SUBJECT, ChainTransaction.subject_id == subject.id)
-    return list(
-        db.session.scalars(
-            select(ChainTransaction).where(about, ChainTransaction.status.in_(IN_FLIGHT)).order_by(ChainTransaction.id)
-        )
-    )
+    return outbox.in_flight(about)
 
 
 # ---------------------------------------------------------------- requests
@@ -320,10 +282,9 @@ def make_offer(
     offer.status = OfferStatus.PENDING
     db.session.flush()
     # Every revision is a write of its own, whatever became of the ones before it.
-    revisions = f"{OFFER_SUBJECT}:{offer.id}:make"
     queue_ledger_call(
         actor,
-        intent_key=f"{revisions}:{len(_earlier_attempts(revisions)) + 1}",
+        intent_key=outbox.next_attempt_key(f"{OFFER_SUBJECT}:{offer.id}:make"),
         function="makeOffer",
         args=[invoice.receivable_id, advance_minor, ledger_seconds(expiry)],
         invoice=invoice,
@@ -367,7 +328,7 @@ def accept_offer(actor: Actor, offer_id: int, *, advance: Decimal | str, currenc
             f"offer changed: the financier now offers {shown(offer.advance_minor, currency)}, "
             f"not {shown(seen_minor, currency)}"
         )
-    _require_counterparty(offer.financier, Role.FINANCIER)
+    require_participant(offer.financier, Role.FINANCIER)
     _require_can_settle(request)
     intent = f"{OFFER_SUBJECT}:{offer.id}:accept"
     _require_not_closing(request, intent)
@@ -513,18 +474,6 @@ def _supplier_histories(supplier_ids: Collection[int]) -> dict[int, SupplierHist
     return {row[0]: SupplierHistory(*(int(value) for value in row)) for row in rows}
 
 
-def _role_names(roles: Role) -> str:
-    return " or ".join(role.name.lower() for role in Role if role & roles)
-
-
-def _require_counterparty(organisation: Organisation, roles: Role) -> None:
-    """Refuses a party to a call that the ledger would refuse: not an active, onboarded
-    participant, or holding none of `roles`."""
-    require_participant(organisation)
-    if not organisation.roles & roles:
-        raise InvalidState(f"{organisation.name} is not a {_role_names(roles)}")
-
-
 def _instant(moment: datetime, field: str, errors: dict[str, list[str]]) -> datetime | None:
     """`moment` cut to the whole second the ledger will hold; None, with the reason in `errors`,
     when it has no time zone (a naive time is a different instant in every zone)."""
@@ -588,7 +537,7 @@ def _require_can_settle(request: FinancingRequest) -> None:
     holding the confirmed receivable, and nothing repaid since the request was made (offers
     were priced on what was owed then; the ledger calls such a request stale)."""
     invoice = request.invoice
-    _require_counterparty(request.seller, HOLDER_ROLES)
+    require_participant(request.seller, HOLDER_ROLES)
     if invoice.holder_id != request.seller_id or invoice.status != InvoiceStatus.CONFIRMED:
         raise InvalidState("the seller no longer holds the confirmed receivable")
     repaid_since = db.session.scalar(
@@ -605,32 +554,17 @@ def _require_can_settle(request: FinancingRequest) -> None:
 def _require_not_closing(request: FinancingRequest, intent: str | None) -> None:
     """Refuses a write to a request that a cancellation, acceptance or funding already on its
     way will close; an attempt at `intent` itself on its way makes this one a duplicate."""
-    in_flight = db.session.scalars(
-        select(ChainTransaction)
-        .where(
-            ChainTransaction.invoice_id == request.invoice_id,
-            ChainTransaction.contract == ContractName.FINANCING,
-            ChainTransaction.function.in_(CLOSING_FUNCTIONS),
-            ChainTransaction.status.in_(IN_FLIGHT),
-        )
-        .order_by(ChainTransaction.id)
-    ).first()
-    if in_flight is None:
-        return
-    if intent is not None and in_flight.intent_key.startswith(f"{intent}:"):
-        raise Duplicate(f"{intent} is already queued")
-    raise InvalidState(f"the financing request is being closed: {in_flight.function} is {in_flight.status}")
-
-
-def _earlier_attempts(intent: str) -> list[ChainTransactionStatus]:
-    """Where each attempt queued so far at `intent` stands, oldest first."""
-    return list(
-        db.session.scalars(
-            select(ChainTransaction.status)
-            .where(ChainTransaction.intent_key.startswith(f"{intent}:", autoescape=True))
-            .order_by(ChainTransaction.id)
-        )
+    closing = outbox.in_flight(
+        ChainTransaction.invoice_id == request.invoice_id,
+        ChainTransaction.contract == ContractName.FINANCING,
+        ChainTransaction.function.in_(CLOSING_FUNCTIONS),
     )
+    if not closing:
+        return
+    first = closing[0]
+    if intent is not None and first.intent_key.startswith(f"{intent}:"):
+        raise Duplicate(f"{intent} is already queued")
+    raise InvalidState(f"the financing request is being closed: {first.function} is {first.status}")
 
 
 def _queue_intent(
@@ -642,8 +576,8 @@ def _queue_intent(
     state = _request_state(subject) if is_request else _offer_state(subject)
     subject_type = REQUEST_SUBJECT if is_request else OFFER_SUBJECT
     invoice = subject.invoice if is_request else subject.financing_request.invoice
-    queue_ledger_call(actor, intent_key=attempt_key(intent), function=function, args=args, invoice=invoice,
-                      subject_type=subject_type, subject_id=subject.id)
+    queue_ledger_call(actor, intent_key=outbox.next_attempt_key(intent, one_at_a_time=True), function=function,
+                      args=args, invoice=invoice, subject_type=subject_type, subject_id=subject.id)
     audit.record(actor, action, subject_type, subject.id, before=state, after={**state, "pending_action": function})
 
 

@@ -29,7 +29,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +37,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from backend import money
-from backend.chain.client import invoice_number_hash, receivable_id, registration
+from backend.chain.client import invoice_number_hash, ledger_date, receivable_id, registration
 from backend.extensions import db
 from backend.intake import CsvIntakeError, IntakeError, InvoiceDraft, PartyRef, RowError, check_pdf
 from backend.intake import parse_invoice_csv, parse_ubl_invoice
@@ -55,16 +55,14 @@ from backend.models import (
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput
-from backend.services.invoices import (
-    BATCH_SUBJECT,
-    document_store,
+from backend.services.invoices import BATCH_SUBJECT, document_store, receivable_hex, snapshot
+from backend.services.organisations import (
     find_organisation,
     organisation_by_address,
+    organisation_by_legal_identifier,
     participant_problem,
-    receivable_hex,
-    snapshot,
+    require_participant,
 )
-from backend.services.organisations import require_participant
 from backend.services.permissions import Action, authorize
 from backend.services.transaction import atomic
 
@@ -313,7 +311,7 @@ def _party_organisation(party: PartyRef) -> Organisation | None:
         return organisation_by_address(party.address)
     if party.identifier is None:
         return None
-    return db.session.scalar(select(Organisation).where(Organisation.legal_identifier == party.identifier))
+    return organisation_by_legal_identifier(party.identifier)
 
 
 def _accept(supplier: Organisation, draft: InvoiceDraft, buyer: Organisation | None, *, uploaded: bool) -> _Accepted:
@@ -452,16 +450,12 @@ def _registration_args(invoice: Invoice) -> list[Any]:
         invoice.buyer.chain_address,
         amount=invoice.amount_minor,
         currency=invoice.currency,
-        issue_date=_ledger_date(invoice.issue_date),
-        due_date=_ledger_date(invoice.due_date),
+        issue_date=ledger_date(invoice.issue_date),
+        due_date=ledger_date(invoice.due_date),
         invoice_number=invoice.invoice_number,
         document_sha256=bytes.fromhex(invoice.document.sha256),
     )
     return [_hex(field) if isinstance(field, bytes) else field for field in fields]
-
-
-def _ledger_date(day: date) -> int:
-    return int(datetime.combine(day, time.min, tzinfo=UTC).timestamp())
 
 
 def _hex(data: bytes) -> str:

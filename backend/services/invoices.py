@@ -15,7 +15,6 @@ a reverted transaction later.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -23,9 +22,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from eth_utils import to_checksum_address
 from flask import current_app
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 
 from backend import money
 from backend.chain.client import child_receivable_id
@@ -33,7 +31,6 @@ from backend.documents import DocumentStore
 from backend.extensions import db
 from backend.models import (
     ChainTransaction,
-    ChainTransactionStatus,
     ContractName,
     Delinquency,
     Document,
@@ -48,22 +45,15 @@ from backend.models import (
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, InvalidState, NotFound
-from backend.services.organisations import require_participant
+from backend.services.organisations import find_organisation, participant_problem, require_participant
 from backend.services.permissions import Action, authorize, get_authorized, visible_invoices
 from backend.services.transaction import atomic
 
-# Outbox rows the ledger has not answered yet: the invoice still shows the state before them.
-IN_FLIGHT = (ChainTransactionStatus.QUEUED, ChainTransactionStatus.SIGNED, ChainTransactionStatus.SENT)
 # ReceivableRegistry.MAX_SPLIT_PARTS, and the two parts below which a split is no split.
 MIN_SPLIT_PARTS, MAX_SPLIT_PARTS = 2, 100
 # The subject of a CSV upload's registerBatch outbox rows (the subject id is the first invoice's).
 BATCH_SUBJECT = "invoice-batch"
 MAX_DISPUTE_NOTE_LENGTH = 2000
-# Row ids are 32-bit integers in the database; a larger number names no row (and the database
-# would refuse to compare it with one).
-MAX_ROW_ID = 2**31 - 1
-
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class DisputeReason(enum.StrEnum):
@@ -105,46 +95,6 @@ class SplitPart:
 
     amount: Decimal | str
     holder: int | str
-
-
-# ---------------------------------------------------------------- participants
-
-
-def find_organisation(reference: int | str) -> Organisation | None:
-    """The organisation a request names: by row id (an integer, or digits that are nobody's
-    legal identifier), ledger address (0x and 40 hex digits) or legal identifier."""
-    if isinstance(reference, int):
-        return _organisation_by_id(reference)
-    text = reference.strip()
-    if _ADDRESS.fullmatch(text):
-        return organisation_by_address(text)
-    found = db.session.scalar(select(Organisation).where(Organisation.legal_identifier == text))
-    if found is None and text.isascii() and text.isdigit():
-        return _organisation_by_id(int(text))
-    return found
-
-
-def organisation_by_address(address: str) -> Organisation | None:
-    return db.session.scalar(select(Organisation).where(Organisation.chain_address == to_checksum_address(address)))
-
-
-def _organisation_by_id(row_id: int) -> Organisation | None:
-    return db.session.get(Organisation, row_id) if 0 < row_id <= MAX_ROW_ID else None
-
-
-def participant_problem(organisation: Organisation | None, roles: Role, reference: object) -> str | None:
-    """Why `organisation` (found for `reference`) cannot take part in a ledger write as one of
-    `roles` now, or None if it can: the ledger refuses unknown and inactive participants."""
-    if organisation is None:
-        return f"no organisation {reference!s} on the platform"
-    try:
-        require_participant(organisation)
-    except InvalidState as exc:
-        return exc.detail
-    if not organisation.roles & roles:
-        wanted = " or ".join(role.name.lower() for role in Role if role & roles)
-        return f"{organisation.name} is not a {wanted}"
-    return None
 
 
 # ---------------------------------------------------------------- representation helpers
@@ -244,13 +194,7 @@ def invoice_document(actor: Actor, invoice_id: int) -> tuple[Document, bytes]:
 def pending_actions(invoice: Invoice) -> list[ChainTransaction]:
     """The invoice's ledger writes that are queued or sent but not yet answered, oldest first:
     its own, and the CSV batch that registers it."""
-    rows = list(
-        db.session.scalars(
-            select(ChainTransaction)
-            .where(ChainTransaction.invoice_id == invoice.id, ChainTransaction.status.in_(IN_FLIGHT))
-            .order_by(ChainTransaction.id)
-        )
-    )
+    rows = outbox.in_flight(ChainTransaction.invoice_id == invoice.id)
     if invoice.status == InvoiceStatus.PENDING and invoice.source == InvoiceSource.CSV:
         rows.extend(_registering_batches(invoice))
     return rows
@@ -259,13 +203,10 @@ def pending_actions(invoice: Invoice) -> list[ChainTransaction]:
 def _registering_batches(invoice: Invoice) -> list[ChainTransaction]:
     """The in-flight registerBatch row whose registrations include the invoice's (a batch holds
     one supplier's invoices, each once by its buyer and invoice-number hash)."""
-    batches = db.session.scalars(
-        select(ChainTransaction).where(
-            ChainTransaction.subject_type == BATCH_SUBJECT,
-            ChainTransaction.signer_id == invoice.supplier_id,
-            ChainTransaction.subject_id <= invoice.id,
-            ChainTransaction.status.in_(IN_FLIGHT),
-        )
+    batches = outbox.in_flight(
+        ChainTransaction.subject_type == BATCH_SUBJECT,
+        ChainTransaction.signer_id == invoice.supplier_id,
+        ChainTransaction.subject_id <= invoice.id,
     )
     key = (invoice.buyer.chain_address, invoice.invoice_number_hash)
     # Registration fields 0 and 5: the buyer and the invoice-number hash.
@@ -407,11 +348,9 @@ def transfer_invoice(actor: Actor, invoice_id: int, *, to: int | str) -> Invoice
     if problem is not None:
         raise InvalidInput(f"cannot transfer to {to}: {problem}", errors={"to": [problem]})
     # A receivable may change hands many times: each transfer is its own intent.
-    earlier = db.session.scalar(select(func.count(ChainTransaction.id)).where(
-        ChainTransaction.invoice_id == invoice.id, ChainTransaction.function == "transferFrom"))
     _queue(actor, invoice, Action.TRANSFER_RECEIVABLE, "transferFrom",
            [holder.chain_address, recipient.chain_address, invoice.receivable_id],
-           before=snapshot(invoice), intent=f"transfer:{earlier + 1}", details={"to": recipient.id})
+           before=snapshot(invoice), repeatable_as="transfer", details={"to": recipient.id})
     return invoice
 
 
@@ -461,12 +400,15 @@ def _queue(
     args: list[Any],
     *,
     before: dict[str, Any],
-    intent: str | None = None,
+    repeatable_as: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> ChainTransaction:
-    """Queues the actor's ReceivableRegistry call about the invoice and audits it."""
+    """Queues the actor's ReceivableRegistry call about the invoice and audits it. Its intent is
+    named after the function, made once per invoice; a write that may be made many times is
+    named `repeatable_as`, its attempts numbered."""
+    intent = f"invoice:{invoice.id}:{repeatable_as or function}"
     row = outbox.enqueue(
-        intent_key=f"invoice:{invoice.id}:{intent or function}",
+        intent_key=intent if repeatable_as is None else outbox.next_attempt_key(intent),
         signer=actor.organisation,
         contract=ContractName.RECEIVABLE_REGISTRY,
         function=function,

@@ -6,6 +6,9 @@ when its KYC is approved (`Financing.onboard`, sent by the outbox workers with t
 key). A suspension takes effect locally at once (`authorize` refuses everything a suspended
 organisation tries) and on the ledger when `Financing.suspend` is mined. What reaches the ledger
 about an organisation is never personal data: its address, role bits and SHA-256 digests.
+
+Every service that names a counterparty finds it here (`find_organisation`) and asks here
+whether it can take part in a ledger write now (`require_participant`, `participant_problem`).
 """
 from __future__ import annotations
 
@@ -13,11 +16,11 @@ import hashlib
 import re
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from eth_utils import to_checksum_address
+from sqlalchemy import Select, select
 
 from backend.extensions import db
 from backend.models import (
-    ChainTransaction,
     ContractName,
     KycStatus,
     Organisation,
@@ -25,6 +28,7 @@ from backend.models import (
     SigningKey,
     User,
 )
+from backend.models.types import MAX_ROW_ID
 from backend.security.keystore import MasterSecret, new_signing_key
 from backend.services import audit, outbox
 from backend.services.accounts import create_user
@@ -42,6 +46,7 @@ MAX_NOTE_LENGTH = 2000
 _SCHEME_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*:[^\s:][^\s]*")
 # ISO 17442: 18 alphanumeric characters, then two check digits.
 _LEI = re.compile(r"[A-Z0-9]{18}[0-9]{2}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 SUBJECT = "organisation"
 
@@ -69,11 +74,60 @@ def snapshot(organisation: Organisation) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- participants
+
+
+def require_participant(organisation: Organisation, roles: Role | None = None) -> None:
+    """InvalidState unless `organisation` is an active participant whose onboarding the ledger has
+    recorded (the indexer has given it its participant id), holding one of `roles` if given: the
+    ledger refuses any other party to a call."""
+    if organisation.suspended or organisation.kyc_status != KycStatus.APPROVED:
+        raise InvalidState(f"{organisation.name} is not an active participant")
+    if organisation.chain_address is None or organisation.participant_id is None:
+        raise InvalidState(f"{organisation.name} is not onboarded on the ledger yet")
+    if roles is not None and not organisation.roles & roles:
+        raise InvalidState(f"{organisation.name} is not a {' or '.join(role_names(roles))}")
+
+
+def participant_problem(organisation: Organisation | None, roles: Role, reference: object) -> str | None:
+    """Why `organisation` (found for `reference`) cannot take part in a ledger write as one of
+    `roles` now, or None if it can."""
+    if organisation is None:
+        return f"no organisation {reference!s} on the platform"
+    try:
+        require_participant(organisation, roles)
+    except InvalidState as exc:
+        return exc.detail
+    return None
+
+
 # ---------------------------------------------------------------- reads
 
 
 def get_organisation(actor: Actor, organisation_id: int) -> Organisation:
     return get_authorized(actor, Action.VIEW_ORGANISATION, Organisation, organisation_id)
+
+
+def find_organisation(reference: int | str) -> Organisation | None:
+    """The organisation a request names: by row id (an integer, or digits that are nobody's
+    legal identifier), ledger address (0x and 40 hex digits) or legal identifier."""
+    if isinstance(reference, int):
+        return _organisation_by_id(reference)
+    text = reference.strip()
+    if _ADDRESS.fullmatch(text):
+        return organisation_by_address(text)
+    found = organisation_by_legal_identifier(text)
+    if found is None and text.isascii() and text.isdigit():
+        return _organisation_by_id(int(text))
+    return found
+
+
+def organisation_by_address(address: str) -> Organisation | None:
+    return db.session.scalar(select(Organisation).where(Organisation.chain_address == to_checksum_address(address)))
+
+
+def organisation_by_legal_identifier(identifier: str) -> Organisation | None:
+    return db.session.scalar(select(Organisation).where(Organisation.legal_identifier == identifier))
 
 
 def operator_organisation() -> Organisation | None:
@@ -213,16 +267,11 @@ def reinstate(actor: Actor, organisation: Organisation) -> Organisation:
     return organisation
 
 
-def require_participant(organisation: Organisation) -> None:
-    """InvalidState unless `organisation` is an active participant whose onboarding the ledger has
-    recorded (the indexer has given it its participant id)."""
-    if organisation.suspended or organisation.kyc_status != KycStatus.APPROVED:
-        raise InvalidState(f"{organisation.name} is not an active participant")
-    if organisation.chain_address is None or organisation.participant_id is None:
-        raise InvalidState(f"{organisation.name} is not onboarded on the ledger yet")
-
-
 # ---------------------------------------------------------------- helpers
+
+
+def _organisation_by_id(row_id: int) -> Organisation | None:
+    return db.session.get(Organisation, row_id) if 0 < row_id <= MAX_ROW_ID else None
 
 
 def _queue_participant_change(organisation: Organisation, function: str, extra_args: list[Any]) -> None:
@@ -230,15 +279,8 @@ def _queue_participant_change(organisation: Organisation, function: str, extra_a
     can be suspended and reinstated many times, so each intent is numbered."""
     if organisation.chain_address is None:
         return  # an operator organisation: not a ledger participant, so only the local state changes
-    earlier = db.session.scalar(
-        select(func.count(ChainTransaction.id)).where(
-            ChainTransaction.subject_type == SUBJECT,
-            ChainTransaction.subject_id == organisation.id,
-            ChainTransaction.function == function,
-        )
-    )
     outbox.enqueue(
-        intent_key=f"{SUBJECT}:{organisation.id}:{function}:{earlier + 1}",
+        intent_key=outbox.next_attempt_key(f"{SUBJECT}:{organisation.id}:{function}"),
         signer=None,
         contract=ContractName.FINANCING,
         function=function,

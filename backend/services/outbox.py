@@ -3,18 +3,26 @@
 A service adds the row in the same database transaction as the domain change it carries out,
 so either both are kept or neither. The intent key names the intent (for example
 `invoice:42:confirm`): it is unique, so the same intent can never be queued, and so never
-sent, twice. Arguments are JSON: integers as numbers (uint256 ids as 0x-hex strings), bytes as
-0x-hex strings, addresses checksummed; the worker encodes them by the function's ABI.
+sent, twice. A write that may be made more than once (a revision, another attempt after the
+ledger refused one) numbers its attempts: `<intent>:1`, `<intent>:2`, and so on. Arguments are
+JSON: integers as numbers (uint256 ids as 0x-hex strings), bytes as 0x-hex strings, addresses
+checksummed; the worker encodes them by the function's ABI.
+
+A queued row is in flight until the ledger answers it (mined, reverted or failed): until then
+the object it changes still shows the state before it.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from backend.extensions import db
-from backend.models import ChainTransaction, ContractName, Invoice, Organisation
+from backend.models import ChainTransaction, ChainTransactionStatus, ContractName, Invoice, Organisation
 from backend.services.errors import Duplicate
+
+# Ledger writes on their way: queued, signed or sent, not yet mined, reverted or failed.
+IN_FLIGHT = (ChainTransactionStatus.QUEUED, ChainTransactionStatus.SIGNED, ChainTransactionStatus.SENT)
 
 
 def enqueue(
@@ -43,3 +51,29 @@ def enqueue(
     )
     db.session.add(row)
     return row
+
+
+def in_flight(*criteria: ColumnElement[bool]) -> list[ChainTransaction]:
+    """The queued rows matching `criteria` that the ledger has not answered yet, oldest first."""
+    return list(
+        db.session.scalars(
+            select(ChainTransaction)
+            .where(*criteria, ChainTransaction.status.in_(IN_FLIGHT))
+            .order_by(ChainTransaction.id)
+        )
+    )
+
+
+def next_attempt_key(intent: str, *, one_at_a_time: bool = False) -> str:
+    """The intent key of the next attempt at `intent`: `<intent>:<n>`, n counting the attempts
+    queued so far. With `one_at_a_time` it is a duplicate while an earlier attempt is in flight;
+    once each has been mined, reverted or failed, the write may be queued again (a reverted one
+    must be, to be done at all)."""
+    earlier = list(
+        db.session.scalars(
+            select(ChainTransaction.status).where(ChainTransaction.intent_key.startswith(f"{intent}:", autoescape=True))
+        )
+    )
+    if one_at_a_time and any(status in IN_FLIGHT for status in earlier):
+        raise Duplicate(f"{intent} is already queued")
+    return f"{intent}:{len(earlier) + 1}"

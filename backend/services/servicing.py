@@ -19,21 +19,18 @@ from sqlalchemy.orm import contains_eager
 
 from backend.extensions import db
 from backend.models import Delinquency, Invoice, InvoiceStatus, Repayment, RepaymentStatus
-from backend.services import audit
+from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, InvalidState
 from backend.services.financing import (
     amount_in_minor_units,
-    attempt_key,
-    due_instant,
-    ledger_now,
-    ledger_seconds,
     outstanding_minor,
     queue_ledger_call,
     raise_input_errors,
     require_settleable,
     shown,
 )
+from backend.services.ledger import due_instant, ledger_now, ledger_seconds
 from backend.services.organisations import require_participant
 from backend.services.permissions import Action, authorize, get_authorized, visible_invoices
 from backend.services.transaction import atomic
@@ -158,7 +155,7 @@ def _mark_delinquency(
         raise InvalidState(f"not until after {allowed_after.isoformat()} (the due date plus the servicing periods)")
     queue_ledger_call(
         actor,
-        intent_key=attempt_key(f"{INVOICE_SUBJECT}:{invoice.id}:{function}"),
+        intent_key=outbox.next_attempt_key(f"{INVOICE_SUBJECT}:{invoice.id}:{function}", one_at_a_time=True),
         function=function,
         args=[invoice.receivable_id],
         invoice=invoice,

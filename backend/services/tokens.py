@@ -19,7 +19,7 @@ from backend.money import MAX_MINOR_UNITS, AmountError, to_minor_units
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, PermissionDenied
-from backend.services.financing import settlement_currency
+from backend.services.ledger import settlement_currency
 from backend.services.organisations import ledger_digest, require_participant
 from backend.services.permissions import Action, authorize, get_authorized, visible_token_operations
 from backend.services.transaction import atomic
