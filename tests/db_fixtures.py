@@ -14,6 +14,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from pathlib import Path
 
@@ -93,25 +94,59 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory / "template.db"
 
 
-@pytest.fixture
-def app(instance_dir: Path, migrated_sqlite_template: Path) -> Iterator[Flask]:
-    """The application on a fresh SQLite file in the instance folder, migrated to head (a copy
-    of `migrated_sqlite_template`)."""
-    database = instance_dir / "test.db"
-    source, target = sqlite3.connect(migrated_sqlite_template), sqlite3.connect(database)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, instance_dir: Path) -> Iterator[Flask]:
+    """The application on an empty database migrated to head: a fresh SQLite file in the
+    instance folder (a copy of `migrated_sqlite_template`), and then, for the same test, the
+    session's PostgreSQL database emptied (`migrated_postgres_database`)."""
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("migrated_postgres_database")
+        empty_postgres_database(database_url)
+    else:
+        database_url = copy_sqlite_template(request.getfixturevalue("migrated_sqlite_template"), instance_dir)
+    application = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    yield application
+    dispose(application)
+
+
+def copy_sqlite_template(template: Path, directory: Path) -> str:
+    database = directory / "test.db"
+    source, target = sqlite3.connect(template), sqlite3.connect(database)
     try:
         source.backup(target)  # a consistent copy whatever is still in the write-ahead log
     finally:
         source.close()
         target.close()
-    application = create_app({"DATABASE_URL": f"sqlite:///{database}", "TESTING": True})
-    yield application
-    dispose(application)
+    return f"sqlite:///{database}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """The SQLAlchemy URL of a new, empty PostgreSQL database, dropped after the test."""
+@pytest.fixture(scope="session")
+def migrated_postgres_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One PostgreSQL database for the session, migrated to head once; each test using `app`
+    empties it first (creating and dropping a database per test would take over a second)."""
+    with throwaway_postgres_database() as url, pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_configuration(monkeypatch, tmp_path_factory.mktemp("migrated-postgresql"))
+        dispose(migrated_app(url))
+        yield url
+
+
+def empty_postgres_database(url: str) -> None:
+    """Deletes every row of every table (the migration's version row aside). The audit log's
+    append-only trigger refuses TRUNCATE, so it is switched off for this one transaction."""
+    tables = [table.name for table in db.metadata.sorted_tables]
+    libpq_url = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq_url) as connection:
+        connection.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        connection.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+        )
+        connection.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+
+
+@contextmanager
+def throwaway_postgres_database() -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty PostgreSQL database, dropped afterwards; the test is
+    skipped, saying why, when no server answers."""
     server = make_url(POSTGRES_ADMIN_URL)
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
@@ -125,6 +160,13 @@ def postgres_url() -> Iterator[str]:
         finally:
             # FORCE ends connections a failed test may have left open.
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database of the test's own, dropped after it."""
+    with throwaway_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -121,6 +121,7 @@ def test_the_interactive_docs_load_their_scripts_from_this_server(instance_dir: 
     assert create_app({"DATABASE_URL": "sqlite://"}).test_client().get("/api/v1/redoc").status_code == 404
 
 
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
 def test_sqlite_connections_enforce_foreign_keys_use_wal_and_wait_for_locks(app: Flask) -> None:
     with app.app_context(), db.engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1

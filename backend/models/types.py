@@ -5,7 +5,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum
+from sqlalchemy import JSON, BigInteger, ColumnElement, DateTime, Dialect, Enum, cast, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -69,3 +69,9 @@ def enum_type(enum_class: type[enum.StrEnum], column: str) -> Enum:
 
 def _values(enum_class: type[enum.StrEnum]) -> list[Any]:
     return [member.value for member in enum_class]
+
+
+def total_minor(amounts: ColumnElement[Any]) -> ColumnElement[int]:
+    """The SUM of minor-unit amounts as an integer on every backend (PostgreSQL sums BIGINTs as
+    NUMERIC, which arrives as a Decimal), and 0 over no rows."""
+    return cast(func.coalesce(func.sum(amounts), 0), BigInteger)

@@ -40,6 +40,7 @@ from backend.models import (
     RepaymentStatus,
     Role,
 )
+from backend.models.types import total_minor
 from backend.money import AmountError, from_minor_units, to_minor_units
 from backend.services import audit, outbox
 from backend.services.actors import Actor
@@ -464,14 +465,12 @@ def _supplier_histories(supplier_ids: Collection[int]) -> dict[int, SupplierHist
             func.count(case((and_(Invoice.status == InvoiceStatus.CONFIRMED,
                                   Invoice.delinquency == Delinquency.OVERDUE), 1))),
             func.count(case((Invoice.delinquency == Delinquency.DEFAULTED, 1))),
-            func.coalesce(
-                func.sum(case((and_(confirmed, Invoice.currency == settlement_currency()), Invoice.amount_minor))), 0
-            ),
+            total_minor(case((and_(confirmed, Invoice.currency == settlement_currency()), Invoice.amount_minor))),
         )
         .where(Invoice.supplier_id.in_(supplier_ids))
         .group_by(Invoice.supplier_id)
     )
-    return {row[0]: SupplierHistory(*(int(value) for value in row)) for row in rows}
+    return {row[0]: SupplierHistory(*row) for row in rows}
 
 
 def _instant(moment: datetime, field: str, errors: dict[str, list[str]]) -> datetime | None:

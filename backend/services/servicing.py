@@ -19,6 +19,7 @@ from sqlalchemy.orm import contains_eager
 
 from backend.extensions import db
 from backend.models import Delinquency, Invoice, InvoiceStatus, Repayment, RepaymentStatus
+from backend.models.types import total_minor
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, InvalidState
@@ -169,7 +170,7 @@ def _mark_delinquency(
 
 def _pending_repayments_minor(invoice: Invoice) -> int:
     return db.session.scalar(
-        select(func.coalesce(func.sum(Repayment.amount_minor), 0)).where(
+        select(total_minor(Repayment.amount_minor)).where(
             Repayment.invoice_id == invoice.id, Repayment.status == RepaymentStatus.PENDING
         )
     )
@@ -219,10 +220,10 @@ def portfolio(
         select(
             Invoice.currency,
             func.count(Invoice.id),
-            func.sum(Invoice.amount_minor),
-            func.sum(outstanding),
-            func.coalesce(func.sum(case((Invoice.delinquency == Delinquency.OVERDUE, outstanding))), 0),
-            func.coalesce(func.sum(case((Invoice.delinquency == Delinquency.DEFAULTED, outstanding))), 0),
+            total_minor(Invoice.amount_minor),
+            total_minor(outstanding),
+            total_minor(case((Invoice.delinquency == Delinquency.OVERDUE, outstanding))),
+            total_minor(case((Invoice.delinquency == Delinquency.DEFAULTED, outstanding))),
         )
         .where(*clauses)
         .group_by(Invoice.currency)
@@ -230,5 +231,5 @@ def portfolio(
     )
     return Portfolio(
         holdings=select(Invoice).where(*clauses),
-        totals=[PortfolioTotal(row[0], *(int(value) for value in row[1:])) for row in totals],
+        totals=[PortfolioTotal(*row) for row in totals],
     )
