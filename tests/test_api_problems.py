@@ -170,3 +170,21 @@ def test_errors_outside_the_api_keep_flasks_pages(client: FlaskClient) -> None:
 
     assert response.status_code == 404
     assert response.content_type.startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "field"),
+    [
+        ({"query_string": {"name": "Acme\x00"}}, "name"),
+        ({"json": {"parts": [{"note": "ok"}, {"note": "bad\x00"}]}}, "parts.1.note"),
+        ({"data": {"reason": "x\x00y"}}, "reason"),
+    ],
+)
+def test_text_with_a_nul_character_is_refused_before_any_view_reads_it(app, request_kwargs, field):
+    """PostgreSQL text cannot hold NUL: it is bad input wherever it appears, not a database error."""
+    method = "get" if "query_string" in request_kwargs else "post"
+    response = getattr(app.test_client(), method)("/api/v1/organisations", **request_kwargs)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"].endswith("/invalid-input")
+    assert response.json["errors"] == {field: ["contains the NUL character (U+0000)"]}

@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, current_app
 from flask_smorest import Blueprint as ApiBlueprint
 
 from backend import paths
-from backend.api import auth, idempotency, problems
+from backend.api import auth, idempotency, problems, text_input
 from backend.api.problems import PROBLEM_MEDIA_TYPE, ProblemSchema
 from backend.config import API_URL_PREFIX, SWAGGER_UI_ASSETS_URL
 from backend.extensions import api, limiter
@@ -85,6 +85,7 @@ def register_api(app: Flask) -> None:
 
     auth.install(app)
     problems.install(app)
+    text_input.install(app)
     idempotency.install(app)
     for module_name in AREA_MODULES:
         register_area(importlib.import_module(module_name).blp)
