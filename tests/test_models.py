@@ -21,6 +21,9 @@ from backend.models import (
     ContractName,
     FinancingRequest,
     IndexerCursor,
+    ReconciliationRun,
+    WebhookDelivery,
+    WebhookEndpoint,
     Invoice,
     InvoiceSource,
     InvoiceStatus,
@@ -92,6 +95,11 @@ def one_row_in_every_table() -> None:
         ChainEvent(chain_id=31337, tx_hash="0x" + "01" * 32, log_index=0, block_number=7, block_hash="0x" + "02" * 32,
                    contract=ContractName.RECEIVABLE_REGISTRY, event="ReceivableRegistered", args={}),
         IndexerCursor(chain_id=31337, contract=ContractName.FINANCING, block_number=7, block_hash="0x" + "02" * 32),
+        ReconciliationRun(chain_id=31337),
+        WebhookDelivery(endpoint=WebhookEndpoint(organisation=financier, url="https://example.com/hook",
+                                                 event_types=["invoice.confirmed"], secret="s" * 64),
+                        event_id="5f0c6c2e-9d1e-4c1a-8c61-0d7b7f6f1a01", event_type="invoice.confirmed",
+                        payload={}, occurred_at=datetime(2026, 3, 1, tzinfo=UTC)),
     ])
     db.session.commit()
 

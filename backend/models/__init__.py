@@ -10,7 +10,18 @@ database.
 Importing this package registers every table on `db.metadata`.
 """
 from backend.models.audit import APPEND_ONLY_MESSAGE, AppendOnlyError, AuditLog
-from backend.models.chain import ChainEvent, ChainTransaction, ChainTransactionStatus, ContractName, IndexerCursor
+from backend.models.chain import (
+    ChainEvent,
+    ChainTransaction,
+    ChainTransactionStatus,
+    ContractName,
+    IndexedBlock,
+    IndexerCursor,
+    ReconciliationRun,
+    ReconciliationStatus,
+    SenderNonce,
+    TokenBalance,
+)
 from backend.models.financing import (
     FinancingRequest,
     FinancingRequestStatus,
@@ -26,6 +37,7 @@ from backend.models.idempotency import IDEMPOTENCY_RETENTION, IdempotencyRecord
 from backend.models.invoices import Delinquency, Document, Invoice, InvoiceSource, InvoiceStatus
 from backend.models.organisations import ApiKey, KycStatus, Organisation, Role, SigningKey, User
 from backend.models.types import utcnow
+from backend.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
 __all__ = [
     "APPEND_ONLY_MESSAGE",
@@ -42,6 +54,7 @@ __all__ = [
     "FinancingRequest",
     "FinancingRequestStatus",
     "IdempotencyRecord",
+    "IndexedBlock",
     "IndexerCursor",
     "Invoice",
     "InvoiceSource",
@@ -50,13 +63,20 @@ __all__ = [
     "Offer",
     "OfferStatus",
     "Organisation",
+    "ReconciliationRun",
+    "ReconciliationStatus",
     "Repayment",
     "RepaymentStatus",
     "Role",
+    "SenderNonce",
     "SigningKey",
+    "TokenBalance",
     "TokenOperation",
     "TokenOperationKind",
     "TokenOperationStatus",
     "User",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
     "utcnow",
 ]

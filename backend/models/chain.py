@@ -26,7 +26,8 @@ class ContractName(enum.StrEnum):
 
 class ChainTransactionStatus(enum.StrEnum):
     """An outbox row's way to the chain: QUEUED, SIGNED (the raw transaction is stored), SENT,
-    then MINED or REVERTED; FAILED when it could not be sent at all."""
+    then MINED or REVERTED; FAILED when it could not be sent at all. BATCHED: the row's write
+    went out inside another row's batch transaction (`carried_by`), whose fate is its own."""
 
     QUEUED = "queued"
     SIGNED = "signed"
@@ -34,6 +35,7 @@ class ChainTransactionStatus(enum.StrEnum):
     MINED = "mined"
     REVERTED = "reverted"
     FAILED = "failed"
+    BATCHED = "batched"
 
 
 class ChainTransaction(db.Model):
@@ -55,6 +57,10 @@ class ChainTransaction(db.Model):
             name="signed_before_sent",
         ),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint("(status = 'batched') = (carried_by_id IS NOT NULL)", name="batched_with_carrier"),
+        # A sender's nonce is used by one intent only; a re-broadcast or a fee bump of the same
+        # intent stays on its row.
+        UniqueConstraint("chain_id", "sender", "nonce"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -72,6 +78,19 @@ class ChainTransaction(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when the row is signed: the chain, and the address whose nonce it takes.
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    sender: Mapped[str | None] = mapped_column(String(42))
+    # Hashes of earlier broadcasts of this intent at the same nonce (fee bumps); any of them,
+    # or tx_hash, may be the one that is mined.
+    replaced_tx_hashes: Mapped[list[str]] = mapped_column(JSONDocument, default=list, server_default=text("'[]'"))
+    # The custom error a revert carried (e.g. "NotConfirmed"); `error` has the detail.
+    error_name: Mapped[str | None] = mapped_column(String(64))
+    carried_by_id: Mapped[int | None] = mapped_column(ForeignKey("chain_transactions.id"), index=True)
+    # Not before this time (backoff after an RPC error); NULL means now.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last broadcast
+    mined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # What the transaction is about: an invoice, or any other row by table and id.
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
     subject_type: Mapped[str | None] = mapped_column(String(50))
@@ -81,6 +100,7 @@ class ChainTransaction(db.Model):
 
     signer: Mapped[Organisation | None] = relationship()
     invoice: Mapped[Invoice | None] = relationship()
+    carried_by: Mapped[ChainTransaction | None] = relationship(remote_side=[id])
 
     def __repr__(self) -> str:
         # Not the raw transaction or the arguments: long, and for logs the key says enough.
@@ -128,3 +148,80 @@ class IndexerCursor(db.Model):
 
     def __repr__(self) -> str:
         return f"<IndexerCursor chain={self.chain_id} {self.contract} block={self.block_number}>"
+
+
+class SenderNonce(db.Model):
+    """The next nonce Anchorline will sign with, per chain and sending address. A worker locks
+    this row while it takes a nonce and stores the signed transaction, so two workers never
+    take the same nonce and none is skipped."""
+
+    __tablename__ = "sender_nonces"
+    __table_args__ = (UniqueConstraint("chain_id", "address"), CheckConstraint("next_nonce >= 0", name="next_nonce_not_negative"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(42))  # checksummed
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<SenderNonce chain={self.chain_id} {self.address} next={self.next_nonce}>"
+
+
+class IndexedBlock(db.Model):
+    """The hash of each block the indexer has read, within the reorganisation window: a block
+    whose hash on the chain differs from the stored one has been reorganised away."""
+
+    __tablename__ = "indexed_blocks"
+    __table_args__ = (UniqueConstraint("chain_id", "block_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+
+    def __repr__(self) -> str:
+        return f"<IndexedBlock chain={self.chain_id} {self.block_number} {self.block_hash}>"
+
+
+class TokenBalance(db.Model):
+    """The settlement-token balance of one address, as the indexed Transfer events add up."""
+
+    __tablename__ = "token_balances"
+    __table_args__ = (UniqueConstraint("chain_id", "address"), CheckConstraint("balance_minor >= 0", name="balance_minor_not_negative"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(42), index=True)  # checksummed
+    balance_minor: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<TokenBalance chain={self.chain_id} {self.address} {self.balance_minor}>"
+
+
+class ReconciliationStatus(enum.StrEnum):
+    RUNNING = "running"
+    CLEAN = "clean"  # the database and the ledger agree
+    DRIFT = "drift"  # they disagree; `drift` lists where
+    FAILED = "failed"  # the check could not finish; `error` says why
+
+
+class ReconciliationRun(db.Model):
+    """One scheduled comparison of the projections with the ledger's own state."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)  # the ledger state compared against
+    status: Mapped[ReconciliationStatus] = mapped_column(enum_type(ReconciliationStatus, "status"),
+                                                         default=ReconciliationStatus.RUNNING)
+    checked: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # [{"subject": "invoice:42", "field": "status", "database": ..., "ledger": ...}, ...]
+    drift: Mapped[list[Any]] = mapped_column(JSONDocument, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<ReconciliationRun {self.id} {self.status} checked={self.checked} drift={len(self.drift or [])}>"

@@ -1,0 +1,101 @@
+"""The Celery application, made from the Flask application so every task runs in its context.
+
+`init_celery(flask_app)` configures a Celery app on Redis (REDIS_URL, or the bundled
+redis-server `anchorline up` runs: workers/redis_server.py) and stores it in
+`flask_app.extensions["celery"]`; tasks are declared with `worker_task`, which gives each the
+house rules:
+
+- tasks take ids and re-read rows, so running one twice is harmless (the database, with its
+  unique intent keys and row locks, is the source of truth, never the queue);
+- `acks_late` with a prefetch of one, so a worker that dies mid-task leaves the message to be
+  redelivered, and `task_reject_on_worker_lost` so a killed child's message goes back too;
+- transient errors (`TransientError`: the node or the database briefly unreachable) are
+  retried with exponential backoff and jitter, capped well below the broker's visibility
+  timeout, so no retry countdown outlives the message it belongs to;
+- the beat schedule runs the sweepers that re-enqueue whatever a lost message left behind.
+
+Each module of TASK_MODULES declares its tasks with `worker_task` and its beat entries in a
+function `periodic_tasks(config) -> dict` (Celery beat_schedule entries).
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, Task, shared_task
+from flask import Flask
+
+CELERY_EXTENSION = "celery"
+QUEUE = "anchorline"
+TASK_MODULES = ("workers.outbox", "workers.indexer", "workers.schedules", "workers.webhooks")
+# The longest a retry waits; far below BROKER_VISIBILITY_TIMEOUT_SECONDS (one hour by default).
+MAX_RETRY_BACKOFF_SECONDS = 300
+
+
+class TransientError(Exception):
+    """Worth retrying later: the chain node, the database or a peer was briefly unavailable."""
+
+
+def worker_task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """`shared_task` with Anchorline's defaults (see the module docstring); `options` override."""
+    defaults: dict[str, Any] = {
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "autoretry_for": (TransientError,),
+        "retry_backoff": True,
+        "retry_backoff_max": MAX_RETRY_BACKOFF_SECONDS,
+        "retry_jitter": True,
+        "max_retries": None,
+        "ignore_result": True,
+    }
+    return shared_task(**{**defaults, **options})
+
+
+def init_celery(flask_app: Flask, broker_url: str | None = None) -> Celery:
+    """A Celery app for `flask_app`, whose tasks run inside `flask_app.app_context()`."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with flask_app.app_context():
+                return self.run(*args, **kwargs)
+
+    config = flask_app.config
+    celery_app = Celery(flask_app.import_name, task_cls=FlaskTask, set_as_current=True, include=TASK_MODULES)
+    celery_app.conf.update(
+        broker_url=broker_url or resolve_broker_url(flask_app),
+        task_default_queue=QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": config["BROKER_VISIBILITY_TIMEOUT_SECONDS"]},
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        beat_schedule=beat_schedule(config),
+    )
+    celery_app.set_default()
+    flask_app.extensions[CELERY_EXTENSION] = celery_app
+    return celery_app
+
+
+def resolve_broker_url(flask_app: Flask) -> str | None:
+    """REDIS_URL, else the bundled redis-server's URL if one runs for this instance folder,
+    else None (then nothing can be queued: workers refuse to start, and the web server's
+    after-commit nudges are skipped; the sweepers pick the rows up once workers run)."""
+    from workers import redis_server
+
+    return flask_app.config.get("REDIS_URL") or redis_server.running_url(Path(flask_app.instance_path))
+
+
+def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
+    """What Celery beat runs, and how often: each task module's `periodic_tasks`. Each entry
+    is a sweeper over database rows, so a missed or duplicated beat only delays or repeats
+    harmless work."""
+    schedule: dict[str, dict[str, Any]] = {}
+    for name in TASK_MODULES:
+        schedule.update(importlib.import_module(name).periodic_tasks(config))
+    return schedule
