@@ -7,6 +7,7 @@ from backend.commands.admin import admin
 from backend.commands.contracts import contracts
 from backend.commands.deploy import deploy
 from backend.commands.devnet import devnet
+from backend.commands.reindex import reindex
 from backend.commands.serve import serve
 from backend.commands.up import up
 
@@ -22,6 +23,7 @@ main.add_command(deploy)
 main.add_command(up)
 main.add_command(admin)
 main.add_command(serve)
+main.add_command(reindex)
 
 
 if __name__ == "__main__":
