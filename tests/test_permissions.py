@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import (
+    ChainTransaction,
+    ContractName,
     FinancingRequestStatus,
     Invoice,
     KycStatus,
@@ -27,6 +29,7 @@ from backend.models import (
     Role,
     TokenOperation,
     TokenOperationKind,
+    WebhookEndpoint,
 )
 from backend.services.actors import Actor
 from backend.services.errors import NotFound, OrganisationInactive, PermissionDenied, ServiceError
@@ -106,6 +109,22 @@ def _repayment(invoice: Invoice) -> Repayment:
     return repayment
 
 
+def _transaction(signer: Organisation) -> ChainTransaction:
+    row = ChainTransaction(intent_key=f"test:{factories.secrets.token_hex(8)}", signer=signer,
+                           contract=ContractName.FINANCING, function="makeOffer", args=[])
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def _webhook_endpoint(org: Organisation) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint(organisation=org, url="https://receiver.example.com/", event_types=["invoice.due"],
+                               secret="0" * 64)
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
+
+
 SCENARIOS = [
     scenario("no object", lambda w: None, set()),
     scenario("an invoice it issued and holds", lambda w: factories.invoice(w.me, w.buyer),
@@ -141,6 +160,12 @@ SCENARIOS = [
              set(), _nobody),
     scenario("a token operation for its account", lambda w: _token_operation(w.me, w), {Relation.OWN_ORGANISATION}),
     scenario("a token operation for another", lambda w: _token_operation(w.supplier, w), set(),
+             _readers_of_everything),
+    scenario("a ledger write its key signs", lambda w: _transaction(w.me), set()),
+    scenario("another organisation's ledger write", lambda w: _transaction(w.supplier), set(),
+             _readers_of_everything),
+    scenario("its own webhook endpoint", lambda w: _webhook_endpoint(w.me), {Relation.OWN_ORGANISATION}),
+    scenario("another organisation's webhook endpoint", lambda w: _webhook_endpoint(w.supplier), set(),
              _readers_of_everything),
 ]
 

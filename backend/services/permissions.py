@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, exists, or_, select, true
 from backend.extensions import db
 from backend.models import (
     ApiKey,
+    ChainTransaction,
     FinancingRequest,
     FinancingRequestStatus,
     Invoice,
@@ -31,6 +32,7 @@ from backend.models import (
     Repayment,
     Role,
     TokenOperation,
+    WebhookEndpoint,
 )
 from backend.security.api_keys import Scope
 from backend.services.actors import Actor
@@ -41,6 +43,8 @@ HOLDER_ROLES = Role.SUPPLIER | Role.FINANCIER
 # Who reads everything: the auditor, and the operator's staff who run the platform.
 READ_ALL_ROLES = Role.AUDITOR | Role.OPERATOR
 ALL_ROLES = Role.SUPPLIER | Role.BUYER | Role.FINANCIER | Role.AUDITOR | Role.OPERATOR
+# Who registers webhook endpoints.
+WEBHOOK_ROLES = Role.FINANCIER | Role.BUYER
 
 M = TypeVar("M")
 
@@ -79,6 +83,9 @@ class Action(enum.StrEnum):
     MANAGE_API_KEYS = "api_key.manage"
     VIEW_API_KEYS = "api_key.view"
     READ_AUDIT_LOG = "audit.read"
+    VIEW_TRANSACTION = "transaction.view"
+    MANAGE_WEBHOOKS = "webhook.manage"
+    VIEW_WEBHOOKS = "webhook.view"
 
 
 class Relation(enum.StrEnum):
@@ -137,6 +144,12 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=True),
     Action.VIEW_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=False),
     Action.READ_AUDIT_LOG: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+    # The ledger writes an organisation's key signed (visible_transactions).
+    Action.VIEW_TRANSACTION: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    # Financiers and buyers subscribe to the ledger's events; the readers of everything see
+    # every endpoint (visible_webhook_endpoints), never a secret.
+    Action.MANAGE_WEBHOOKS: Rule(WEBHOOK_ROLES, Relation.OWN_ORGANISATION, writes=True),
+    Action.VIEW_WEBHOOKS: Rule(WEBHOOK_ROLES | READ_ALL_ROLES, Relation.ANY, writes=False),
 }
 
 
@@ -185,6 +198,22 @@ def visible_token_operations(actor: Actor) -> ColumnElement[bool]:
     return TokenOperation.organisation_id == actor.organisation.id
 
 
+def visible_webhook_endpoints(actor: Actor) -> ColumnElement[bool]:
+    """Webhook endpoints the actor may see: its own organisation's; the readers of everything
+    see every one."""
+    if reads_everything(actor):
+        return true()
+    return WebhookEndpoint.organisation_id == actor.organisation.id
+
+
+def visible_transactions(actor: Actor) -> ColumnElement[bool]:
+    """Outbox rows (ledger writes) the actor may see: those its organisation's key signs; the
+    readers of everything see every one, the operator's own included."""
+    if reads_everything(actor):
+        return true()
+    return ChainTransaction.signer_id == actor.organisation.id
+
+
 def can_see(actor: Actor, subject: Any) -> bool:
     """The same rules as the `visible_*` clauses, for one object (asked of the database, so the
     two can never disagree)."""
@@ -200,6 +229,10 @@ def can_see(actor: Actor, subject: Any) -> bool:
         return subject.organisation_id == actor.organisation.id
     if isinstance(subject, TokenOperation):
         return _matches(TokenOperation, subject.id, visible_token_operations(actor))
+    if isinstance(subject, ChainTransaction):
+        return _matches(ChainTransaction, subject.id, visible_transactions(actor))
+    if isinstance(subject, WebhookEndpoint):
+        return _matches(WebhookEndpoint, subject.id, visible_webhook_endpoints(actor))
     raise TypeError(f"no visibility rule for {type(subject).__name__}")
 
 
@@ -272,9 +305,8 @@ def get_authorized(actor: Actor, action: Action, model: type[M], object_id: int)
 
 def _kind(subject: Any) -> str:
     name = subject.__name__ if isinstance(subject, type) else type(subject).__name__
-    return {"FinancingRequest": "financing request", "ApiKey": "API key", "TokenOperation": "token operation"}.get(
-        name, name.lower()
-    )
+    return {"FinancingRequest": "financing request", "ApiKey": "API key", "TokenOperation": "token operation",
+            "WebhookEndpoint": "webhook endpoint", "ChainTransaction": "transaction"}.get(name, name.lower())
 
 
 def _role_names(roles: Role) -> str:
