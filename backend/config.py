@@ -39,8 +39,20 @@ DEFAULT_LOGIN_ADDRESS_RATE_LIMIT = "30 per minute"
 # A signed-in browser session lasts this long after its last request.
 SESSION_LIFETIME = timedelta(hours=12)
 
+
+def flag(value: Any) -> bool:
+    """A yes/no setting: a bool as given, or from the environment 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    answer = {"1": True, "true": True, "yes": True, "on": True,
+              "0": False, "false": False, "no": False, "off": False}.get(str(value).strip().lower())
+    if answer is None:
+        raise ValueError(f"expected a yes/no setting (true/false, 1/0, yes/no, on/off), not {value!r}")
+    return answer
+
+
 # The workers' settings: name -> (type, default). Each may be set like any other setting.
-WORKER_SETTINGS: Mapping[str, tuple[type, Any]] = {
+WORKER_SETTINGS: Mapping[str, tuple[Any, Any]] = {
     # Blocks a transaction or event must be buried under before it counts. 0 suits QBFT
     # (Besu/GoQuorum: final when mined) and the devnet; a chain that can reorganise deeper
     # wants more. The indexer still rolls back reorganisations within REORG_WINDOW_BLOCKS.
@@ -66,6 +78,9 @@ WORKER_SETTINGS: Mapping[str, tuple[type, Any]] = {
     # countdown may exceed it.
     "BROKER_VISIBILITY_TIMEOUT_SECONDS": (int, 3_600),
     "RECONCILE_INTERVAL_SECONDS": (int, 3_600),
+    # A commit that queues ledger writes asks the workers through Redis to send them at once
+    # (never failing or slowing the request); off, they go at the outbox's next beat (1 s).
+    "WORKER_NUDGES": (flag, True),
 }
 
 API_URL_PREFIX = "/api/v1"
@@ -107,7 +122,8 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
 
     def setting(name: str) -> Any:
         if name in overrides:
-            return overrides[name] or None
+            # Only the empty string (or None) is unset: False and 0 are settings too.
+            return None if overrides[name] in ("", None) else overrides[name]
         return os.environ.get(name) or None
 
     database_url = setting("DATABASE_URL") or _default_database_url(instance_dir)

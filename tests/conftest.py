@@ -17,7 +17,7 @@ from backend.chain.deploy import DeploySettings, deploy_contracts
 from tests.factories import AUDITOR, BUYER, FINANCIER, SUPPLIER, Ledger
 
 # Database fixtures (an app migrated to head on SQLite, a throw-away PostgreSQL database).
-pytest_plugins = ["tests.db_fixtures", "tests.indexer_fixtures"]
+pytest_plugins = ["tests.db_fixtures", "tests.indexer_fixtures", "tests.outbox_fixtures"]
 
 
 # ---------------------------------------------------------------------- contracts on eth-tester

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from backend import paths
 from backend.app import create_app
+from backend.config import WORKER_SETTINGS
 from backend.extensions import db
 
 POSTGRES_ADMIN_URL = os.environ.get("ANCHORLINE_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -49,6 +50,7 @@ CONFIG_ENVIRONMENT = (
     "LOGIN_RATE_LIMIT",
     "LOGIN_ADDRESS_RATE_LIMIT",
     "ANCHORLINE_MASTER_SECRET",
+    *WORKER_SETTINGS,
 )
 
 

@@ -20,18 +20,30 @@ function `periodic_tasks(config) -> dict` (Celery beat_schedule entries).
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task, shared_task
-from flask import Flask
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from backend.services.outbox import OUTBOX_NUDGE
 
 CELERY_EXTENSION = "celery"
 QUEUE = "anchorline"
 TASK_MODULES = ("workers.outbox", "workers.indexer", "workers.schedules", "workers.webhooks")
 # The longest a retry waits; far below BROKER_VISIBILITY_TIMEOUT_SECONDS (one hour by default).
 MAX_RETRY_BACKOFF_SECONDS = 300
+# A nudge is a hint, never worth slowing a request for: it gives up on Redis after this long.
+NUDGE_TIMEOUT_SECONDS = 0.5
+# A nudge nobody took within this long is dropped: the sweepers have done its work by then.
+NUDGE_EXPIRES_SECONDS = 60
+SUBMIT_TASK = "workers.outbox.submit_queued"
+
+log = logging.getLogger(__name__)
 
 
 class TransientError(Exception):
@@ -79,7 +91,42 @@ def init_celery(flask_app: Flask, broker_url: str | None = None) -> Celery:
     )
     celery_app.set_default()
     flask_app.extensions[CELERY_EXTENSION] = celery_app
+    if not event.contains(Session, "after_commit", _nudge_outbox_after_commit):
+        event.listen(Session, "after_commit", _nudge_outbox_after_commit)
+        event.listen(Session, "after_rollback", _forget_outbox_nudge)
     return celery_app
+
+
+def send_nudge(flask_app: Flask, task_name: str) -> None:
+    """Ask the workers to run `task_name` now rather than at its next beat. Never raises and
+    never waits long: skipped when WORKER_NUDGES is off or no broker is known (no REDIS_URL and
+    no bundled Redis running), given up after NUDGE_TIMEOUT_SECONDS, and any failure is only
+    logged, since the beat's sweepers do the same work a moment later."""
+    celery_app = flask_app.extensions.get(CELERY_EXTENSION)
+    if celery_app is None or not flask_app.config.get("WORKER_NUDGES", True):
+        return
+    try:
+        broker_url = resolve_broker_url(flask_app)
+        if broker_url is None:
+            return
+        one_quick_try = {"socket_connect_timeout": NUDGE_TIMEOUT_SECONDS, "socket_timeout": NUDGE_TIMEOUT_SECONDS,
+                         "max_retries": 0}
+        with celery_app.connection_for_write(broker_url, connect_timeout=NUDGE_TIMEOUT_SECONDS,
+                                             transport_options=one_quick_try) as connection:
+            celery_app.send_task(task_name, connection=connection, retry=False, expires=NUDGE_EXPIRES_SECONDS)
+    except Exception as exc:  # a hint that did not arrive: the sweepers will do its work
+        log.warning("could not nudge %s (%s: %s); its sweeper will run it", task_name, type(exc).__name__, exc)
+
+
+def _nudge_outbox_after_commit(session: Session) -> None:
+    """A commit that queued ledger writes has the outbox sender start on them at once."""
+    if session.info.pop(OUTBOX_NUDGE, False) and has_app_context():
+        send_nudge(current_app, SUBMIT_TASK)
+
+
+def _forget_outbox_nudge(session: Session) -> None:
+    """Rows that were rolled back were never queued."""
+    session.info.pop(OUTBOX_NUDGE, None)
 
 
 def resolve_broker_url(flask_app: Flask) -> str | None:

@@ -104,14 +104,20 @@ def build_fields(w3: Web3, account: LocalAccount, tx: TxParams, nonce: int | Non
     if "gasPrice" not in fields and "maxFeePerGas" not in fields:
         fields.update(fee_fields(w3))
     if "gas" not in fields:
-        try:
-            fields["gas"] = int(w3.eth.estimate_gas(fields) * GAS_HEADROOM)
-        except Exception as exc:
-            reverted = _reverted(exc)
-            if reverted is None:
-                raise
-            raise reverted from exc
+        fields["gas"] = estimate_gas(w3, fields)
     return fields
+
+
+def estimate_gas(w3: Web3, tx: dict[str, Any]) -> int:
+    """A gas limit for `tx` (from, to, data, value; a nonce is not needed): the node's estimate
+    with GAS_HEADROOM. Raises TransactionReverted when the estimate reverts."""
+    try:
+        return int(w3.eth.estimate_gas(tx) * GAS_HEADROOM)
+    except Exception as exc:
+        reverted = _reverted(exc)
+        if reverted is None:
+            raise
+        raise reverted from exc
 
 
 def sign(account: LocalAccount, fields: dict[str, Any]) -> bytes:
@@ -139,4 +145,20 @@ def _replay_error(w3: Web3, fields: dict[str, Any], receipt: TxReceipt) -> Decod
         w3.eth.call(call, receipt["blockNumber"] - 1)
     except Exception as exc:
         return revert_error(exc)
+    return None
+
+
+def mined_revert_error(w3: Web3, receipt: TxReceipt) -> DecodedError | None:
+    """Why the mined transaction of `receipt` (status 0) reverted: the transaction as the node
+    has it, replayed as a call on the state before its block, and, when that passes (a
+    transaction earlier in the same block changed what it depended on), on the state after it."""
+    tx = w3.eth.get_transaction(receipt["transactionHash"])
+    replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+    for block in (receipt["blockNumber"] - 1, receipt["blockNumber"]):
+        try:
+            w3.eth.call(replay, block)
+        except Exception as exc:
+            error = revert_error(exc)
+            if error is not None:
+                return error
     return None

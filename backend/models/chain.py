@@ -26,7 +26,8 @@ class ContractName(enum.StrEnum):
 
 class ChainTransactionStatus(enum.StrEnum):
     """An outbox row's way to the chain: QUEUED, SIGNED (the raw transaction is stored), SENT,
-    then MINED or REVERTED; FAILED when it could not be sent at all. BATCHED: the row's write
+    then MINED or REVERTED (also straight from QUEUED, without a transaction, when its gas
+    estimate reverts); FAILED when it could not be sent at all. BATCHED: the row's write
     went out inside another row's batch transaction (`carried_by`), whose fate is its own."""
 
     QUEUED = "queued"
@@ -51,8 +52,9 @@ class ChainTransaction(db.Model):
     __table_args__ = (
         Index(None, "status", "created_at"),  # the worker's scan of the queue
         Index(None, "subject_type", "subject_id"),
+        # A reverted row may have no transaction: the ledger refused it at its gas estimate.
         CheckConstraint(
-            "status NOT IN ('signed', 'sent', 'mined', 'reverted')"
+            "status NOT IN ('signed', 'sent', 'mined')"
             " OR (raw_tx IS NOT NULL AND tx_hash IS NOT NULL AND nonce IS NOT NULL)",
             name="signed_before_sent",
         ),

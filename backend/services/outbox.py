@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import aliased
 
 from backend.extensions import db
 from backend.models import ChainTransaction, ChainTransactionStatus, ContractName, Invoice, Organisation
 from backend.services.errors import Duplicate
 
+# The key in the session's info that marks a transaction as having queued ledger writes: its
+# commit nudges the workers (workers/celery_app.py listens for commits).
+OUTBOX_NUDGE = "outbox_nudge"
 # Ledger writes on their way: queued, signed or sent, not yet mined, reverted or failed.
 IN_FLIGHT = (ChainTransactionStatus.QUEUED, ChainTransactionStatus.SIGNED, ChainTransactionStatus.SENT)
 
@@ -50,15 +54,21 @@ def enqueue(
         subject_id=subject_id,
     )
     db.session.add(row)
+    db.session.info[OUTBOX_NUDGE] = True
     return row
 
 
 def in_flight(*criteria: ColumnElement[bool]) -> list[ChainTransaction]:
-    """The queued rows matching `criteria` that the ledger has not answered yet, oldest first."""
+    """The queued rows matching `criteria` that the ledger has not answered yet, oldest first;
+    a row batched into another's transaction is in flight while that transaction is."""
+    carrier = aliased(ChainTransaction)
+    carried_in_flight = select(carrier.id).where(carrier.id == ChainTransaction.carried_by_id,
+                                                 carrier.status.in_(IN_FLIGHT)).exists()
     return list(
         db.session.scalars(
             select(ChainTransaction)
-            .where(*criteria, ChainTransaction.status.in_(IN_FLIGHT))
+            .where(*criteria, or_(ChainTransaction.status.in_(IN_FLIGHT),
+                                  and_(ChainTransaction.status == ChainTransactionStatus.BATCHED, carried_in_flight)))
             .order_by(ChainTransaction.id)
         )
     )

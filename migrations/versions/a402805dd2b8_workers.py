@@ -23,6 +23,10 @@ depends_on = None
 
 OUTBOX_STATUSES = ('queued', 'signed', 'sent', 'mined', 'reverted', 'failed')
 BATCHED = 'batched'
+SIGNED_BEFORE_SENT = ("status NOT IN ('signed', 'sent', 'mined')"
+                      " OR (raw_tx IS NOT NULL AND tx_hash IS NOT NULL AND nonce IS NOT NULL)")
+INITIAL_SIGNED_BEFORE_SENT = ("status NOT IN ('signed', 'sent', 'mined', 'reverted')"
+                              " OR (raw_tx IS NOT NULL AND tx_hash IS NOT NULL AND nonce IS NOT NULL)")
 
 
 def json_document():
@@ -134,10 +138,15 @@ def upgrade():
                                          sa.column('status').in_(OUTBOX_STATUSES + (BATCHED,)))
         batch_op.create_check_constraint(op.f('ck_chain_transactions_batched_with_carrier'),
                                          "(status = 'batched') = (carried_by_id IS NOT NULL)")
+        # A write the ledger refuses at its gas estimate is reverted without ever being signed.
+        batch_op.drop_constraint(op.f('ck_chain_transactions_signed_before_sent'), type_='check')
+        batch_op.create_check_constraint(op.f('ck_chain_transactions_signed_before_sent'), SIGNED_BEFORE_SENT)
 
 
 def downgrade():
     with op.batch_alter_table('chain_transactions', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_chain_transactions_signed_before_sent'), type_='check')
+        batch_op.create_check_constraint(op.f('ck_chain_transactions_signed_before_sent'), INITIAL_SIGNED_BEFORE_SENT)
         batch_op.drop_constraint(op.f('ck_chain_transactions_batched_with_carrier'), type_='check')
         batch_op.drop_constraint(op.f('ck_chain_transactions_status'), type_='check')
         batch_op.create_check_constraint(op.f('ck_chain_transactions_status'), sa.column('status').in_(OUTBOX_STATUSES))
