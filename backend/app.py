@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +21,7 @@ from backend.api import register_api
 from backend.config import load_config
 from backend.extensions import db, limiter, migrate
 from workers.celery_app import init_celery
+from workers.monitoring import StackCollector
 
 MIGRATIONS_DIR = paths.PROJECT_ROOT / "migrations"
 
@@ -41,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_celery(app)
 
     app.add_url_rule("/healthz", view_func=healthz)
+    install_metrics(app)
     return app
 
 
@@ -51,3 +54,16 @@ def healthz() -> tuple[dict[str, str], int]:
     except SQLAlchemyError:
         return {"status": "unavailable", "database": "unreachable"}, 503
     return {"status": "ok", "database": "ok"}, 200
+
+
+def install_metrics(app: Flask) -> None:
+    """Prometheus metrics at /metrics: the stack's status (workers/monitoring.py) read at scrape
+    time, in a registry of this application's own (so several applications in one process,
+    as in the tests, never share or duplicate gauges)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StackCollector(app))
+
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", view_func=metrics)

@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfWriter
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import select, text
 
@@ -81,6 +82,9 @@ EXCLUDED_CHECKS = [
     # (409), an amount above what is outstanding (422). The document describes shapes, not rules.
     positive_data_acceptance,
 ]
+# The health check answers its documented 503 whenever a part of the stack is down, as the chain
+# and Redis are for this market: there a 5xx is the documented answer, not a crash.
+HEALTH_OPERATION = "GET /api/v1/health"
 CURRENCY = "CNY"
 UBL_INVOICE = Path(__file__).parent / "data" / "intake" / "ubl" / "invoice-base.xml"
 # The parties of UBL_INVOICE, by their legal identifiers, and its dates.
@@ -127,7 +131,8 @@ class Market:
         if self.changed:
             self.restore()
         self.changed = case.method.upper() != "GET"
-        case.call_and_validate(headers=self.callers[role].headers, excluded_checks=EXCLUDED_CHECKS)
+        excluded = EXCLUDED_CHECKS + ([not_a_server_error] if case.operation.label == HEALTH_OPERATION else [])
+        case.call_and_validate(headers=self.callers[role].headers, excluded_checks=excluded)
 
 
 @dataclass(frozen=True)

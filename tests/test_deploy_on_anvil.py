@@ -1,24 +1,17 @@
-"""Deployment (`anchorline deploy`, `anchorline up`) and the whole receivable lifecycle on a real
+"""Deployment (`anchorline deploy`) and the whole receivable lifecycle on a real
 anvil: signed raw transactions over HTTP JSON-RPC, reverts decoded from a real node."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner
 from eth_account.signers.local import LocalAccount
 
 from backend.chain import devnet
 from backend.chain.deploy import CONTRACT_NAMES, DeploySettings, deploy_contracts
 from backend.commands.deploy import deploy as deploy_cli
-from backend.paths import PROJECT_ROOT
 from tests.conftest import AnvilNode
 from tests.factories import BUYER, FINANCIER, SUPPLIER, Ledger, reverts
 
@@ -123,59 +116,3 @@ def test_a_financing_that_cannot_pay_moves_nothing_on_anvil(anvil_ledger: Ledger
         ledger.accept_offer(supplier, receivable, poor_financier)
     assert ledger.receivable(receivable)["holder"] == supplier.address
     assert ledger.balance(supplier) == 0 and ledger.balance(poor_financier) == 100
-
-
-def test_up_starts_deploys_and_stops_what_it_started_on_ctrl_c(tmp_path: Path):
-    """`anchorline up` (what `make run` runs) in the foreground: devnet, deployment, summary, the
-    API; SIGINT stops the devnet it started and leaves no process behind."""
-    port, api_port = devnet.free_port("127.0.0.1"), devnet.free_port("127.0.0.1")
-    env = {
-        **os.environ,
-        "ANCHORLINE_INSTANCE": str(tmp_path / "instance"),
-        "ANCHORLINE_DEPLOYMENTS": str(tmp_path / "deployments"),
-    }
-    env.pop("ETH_RPC_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "backend.cli", "up", "--port", str(port), "--api-port", str(api_port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output = []
-    directory = devnet.default_directory(tmp_path / "instance")
-    try:
-        for line in process.stdout:
-            output.append(line)
-            if "press Ctrl-C" in line:
-                break
-        text = "".join(output)
-        assert "deployed Anchorline" in text, text
-        assert f"http://127.0.0.1:{port}" in text
-        assert "Financing" in text and "#0 0x" in text
-        # the demo ran one invoice through its whole lifecycle, each step a mined transaction
-        for step in ("registers invoice", "buyer confirms", "asks for at least", "financier offers",
-                     "supplier accepts", "buyer repays"):
-            assert re.search(rf"block +\d+  0x[0-9a-f]{{64}}  .*{step}", text), (step, text)
-        assert "0x" + "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"[:12] not in text  # no keys
-        # the API serves, on a migrated database, and the operator it made can sign in
-        api = f"http://127.0.0.1:{api_port}"
-        assert f"API at {api}/api/v1" in text
-        assert requests.get(f"{api}/healthz", timeout=10).json() == {"status": "ok", "database": "ok"}
-        assert requests.get(f"{api}/api/v1/openapi.json", timeout=10).json()["openapi"] == "3.1.0"
-        email, password = re.search(r"operator sign-in, shown this once: (\S+) / (\S+)", text).groups()
-        signed_in = requests.post(f"{api}/api/v1/session", json={"email": email, "password": password}, timeout=10)
-        assert signed_in.status_code == 204, signed_in.text
-        node = devnet.running(directory)
-        assert node is not None
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
-        left_running = devnet.running(directory)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        devnet.stop(directory)  # whatever failed above, no anvil of this test outlives it
-    assert process.returncode == 0, rest
-    assert "stopped" in rest
-    with pytest.raises(requests.ConnectionError):  # the API stopped with the rest
-        requests.get(f"http://127.0.0.1:{api_port}/healthz", timeout=5)
-    assert left_running is None
-    assert not Path(f"/proc/{node.pid}").exists() or "anvil" not in Path(f"/proc/{node.pid}/cmdline").read_text()
-    assert (tmp_path / "deployments" / "31337.json").exists()

@@ -34,7 +34,8 @@ from backend.services.outbox import OUTBOX_NUDGE
 
 CELERY_EXTENSION = "celery"
 QUEUE = "anchorline"
-TASK_MODULES = ("workers.outbox", "workers.indexer", "workers.schedules", "workers.webhooks")
+TASK_MODULES = ("workers.outbox", "workers.indexer", "workers.schedules", "workers.webhooks",
+                "workers.monitoring")
 # The longest a retry waits; far below BROKER_VISIBILITY_TIMEOUT_SECONDS (one hour by default).
 MAX_RETRY_BACKOFF_SECONDS = 300
 # A nudge is a hint, never worth slowing a request for: it gives up on Redis after this long.

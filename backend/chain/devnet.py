@@ -11,12 +11,10 @@ network can take the devnet's place (docs/ledger-networks.md).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,13 +22,25 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import requests
 from web3 import HTTPProvider, Web3
 
+from backend import processes
 from backend.paths import INSTANCE_DIR, NODE_MODULES, PROJECT_ROOT
+# free_port and the stop results are part of this module's interface (the commands, the tests and the
+# benchmarks use them through it).
+from backend.processes import (
+    StopOutcome,
+    StopResult,
+    flag,
+    free_port,
+    listening,
+    live_process_args,
+    locked,
+    signal_and_wait,
+)
 
 CONFIG_FILE = PROJECT_ROOT / "hardhat-free-devnet" / "devnet.json"
 ANVIL_BINARY_ENV = "ANVIL_BINARY"
@@ -39,7 +49,6 @@ DEFAULT_ANVIL_BINARY = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin
 START_TIMEOUT_SECONDS = 30.0
 # anvil writes its whole state file on SIGTERM before it exits, which grows with the chain.
 STOP_TIMEOUT_SECONDS = 30.0
-_LOG_TAIL_LINES = 25
 # anvil prints the dev accounts' private keys ("(0) 0xac09...") and the mnemonic at start-up;
 # they stay in the local log file but are never echoed by an error message.
 _SECRET_LINE = re.compile(r"^\s*(\(\d+\)\s+0x[0-9a-fA-F]{64}|Mnemonic:)")
@@ -170,18 +179,6 @@ class RunningDevnet:
     directory: Path
 
 
-class StopOutcome(Enum):
-    STOPPED = "stopped"
-    NOT_RUNNING = "not running"
-    STALE_PID_FILE = "stale pid file"
-
-
-@dataclass(frozen=True)
-class StopResult:
-    outcome: StopOutcome
-    pid: int | None
-
-
 def running(directory: Path) -> RunningDevnet | None:
     """The devnet anvil serving `directory`, or None.
 
@@ -191,10 +188,10 @@ def running(directory: Path) -> RunningDevnet | None:
     pid = _read_pid(directory)
     if pid is None:
         return None
-    args = _live_process_args(pid)
+    args = live_process_args(pid)
     if args is None or not _serves(args, directory):
         return None
-    rpc_url = f"http://{_flag(args, '--host')}:{_flag(args, '--port')}"
+    rpc_url = f"http://{flag(args, '--host')}:{flag(args, '--port')}"
     return RunningDevnet(pid=pid, rpc_url=rpc_url, directory=directory)
 
 
@@ -213,12 +210,12 @@ def start(
     """
     config = config or load_config()
     port = port or config.port
-    with _locked(directory):
+    with locked(directory):
         current = running(directory)
         if current:
             return current, False
         binary = anvil_binary()
-        if _listening(config.host, port):
+        if listening(config.host, port):
             raise DevnetError(
                 f"{config.host}:{port} is already in use by another process (not the devnet in "
                 f"{directory}); stop it or start the devnet on another port with --port"
@@ -269,35 +266,21 @@ def stop(directory: Path, *, timeout: float = STOP_TIMEOUT_SECONDS) -> StopResul
     """
     if not directory.is_dir():
         return StopResult(StopOutcome.NOT_RUNNING, None)
-    with _locked(directory):
+    with locked(directory):
         pid = _read_pid(directory)
         if pid is None:
             return StopResult(StopOutcome.NOT_RUNNING, None)
-        args = _live_process_args(pid)
+        args = live_process_args(pid)
         if args is None or not _serves(args, directory):
             pid_file(directory).unlink(missing_ok=True)
             return StopResult(StopOutcome.STALE_PID_FILE, pid)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while _live_process_args(pid) is not None:
-            if time.monotonic() > deadline:
-                raise DevnetError(
-                    f"anvil (pid {pid}) did not exit within {timeout:.0f}s of SIGTERM; its pid "
-                    f"file is kept so `devnet stop` can be run again"
-                )
-            time.sleep(0.05)
+        if not signal_and_wait(pid, signal.SIGTERM, timeout):
+            raise DevnetError(
+                f"anvil (pid {pid}) did not exit within {timeout:.0f}s of SIGTERM; its pid "
+                f"file is kept so `devnet stop` can be run again"
+            )
         pid_file(directory).unlink(missing_ok=True)
         return StopResult(StopOutcome.STOPPED, pid)
-
-
-def free_port(host: str) -> int:
-    """A TCP port on `host` that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -345,38 +328,15 @@ def _wait_until_serving(
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
     """Stop an anvil that never came up; it has served nothing, so SIGKILL loses nothing."""
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    processes.terminate(process, STOP_TIMEOUT_SECONDS)
 
 
 def _log_tail(log: Path) -> str:
-    lines = log.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
-    shown = [line for line in lines if not _SECRET_LINE.match(line)]
-    return f"last lines of {log}:\n" + "\n".join(shown)
+    return processes.log_tail(log, hide=_SECRET_LINE)
 
 
 def _read_pid(directory: Path) -> int | None:
-    try:
-        return int(pid_file(directory).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _live_process_args(pid: int) -> list[str] | None:
-    """The command line of process `pid`, or None once it has exited (zombies included)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The state is the first field after the parenthesised command name; Z = exited, unreaped.
-    if stat.rpartition(")")[2].split()[0] == "Z":
-        return None
-    return [arg.decode(errors="replace") for arg in cmdline.split(b"\0")[:-1]]
+    return processes.read_pid(pid_file(directory))
 
 
 def _serves(args: list[str], directory: Path) -> bool:
@@ -384,29 +344,5 @@ def _serves(args: list[str], directory: Path) -> bool:
     return (
         bool(args)
         and "anvil" in Path(args[0]).name
-        and _flag(args, "--state") == str(state_file(directory).resolve())
+        and flag(args, "--state") == str(state_file(directory).resolve())
     )
-
-
-def _flag(args: list[str], name: str) -> str | None:
-    try:
-        return args[args.index(name) + 1]
-    except (ValueError, IndexError):
-        return None
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Serialise start and stop on one directory, so two commands never race on its pid file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

@@ -1,12 +1,15 @@
 """`anchorline serve`: the web server (the REST API under /api/v1), on waitress.
 
-waitress is a production WSGI server in pure Python: the same server runs in `anchorline up`
-and on a host of its own. The database is migrated to the newest schema before the first
-request, so a fresh instance folder works at once.
+waitress is a production WSGI server in pure Python, one process with many threads: the API
+on a host of its own or beside `anchorline up --detach` (`anchorline up` itself runs gunicorn,
+several processes). The database is migrated to the newest schema before the first request, so
+a fresh instance folder works at once. `prepared_app` and `ensure_local_operator` are `up`'s too.
 """
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 import click
 import flask_migrate
@@ -30,9 +33,10 @@ LOCAL_OPERATOR = {
 }
 
 
-def prepared_app() -> Flask:
-    """The application, its database migrated to the newest revision."""
-    app = create_app()
+def prepared_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The application (with `config` over the environment's settings), its database migrated
+    to the newest revision."""
+    app = create_app(config)
     with app.app_context():
         flask_migrate.upgrade()
     return app
