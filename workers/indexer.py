@@ -368,15 +368,6 @@ def reindex(app: Flask | None = None, *, ledger: LedgerClient | None = None) -> 
     return _in_app(app, lambda: Indexer.from_config(current_app.config, ledger, announce=False).reindex())
 
 
-def indexer_lag(app: Flask | None = None, *, ledger: LedgerClient | None = None) -> int:
-    """Blocks the chain is ahead of the indexer: its height minus the last block indexed."""
-    def lag() -> int:
-        indexer = Indexer.from_config(current_app.config, ledger)
-        return indexer.w3.eth.block_number - indexer.cursor()
-
-    return _in_app(app, lag)
-
-
 # The beat runs the task every second anyway: a few retries bridge a blip, while unbounded ones
 # would pile up a chain of retries per beat for as long as the node is away.
 @worker_task(name=TASK_NAME, max_retries=3)
@@ -406,4 +397,4 @@ def periodic_tasks(config: Any) -> dict[str, dict[str, Any]]:
 
 
 __all__ = ["ChainMoved", "EventDecoder", "LogQueryFailed", "Indexer", "ReorgTooDeep", "index_new_blocks", "index_once",
-           "indexer_lag", "json_safe", "periodic_tasks", "reindex"]
+           "json_safe", "periodic_tasks", "reindex"]

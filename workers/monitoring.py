@@ -29,6 +29,7 @@ from backend.chain.connection import ChainError, connect, rpc_url
 from backend.extensions import db
 from backend.models import ChainTransaction, ChainTransactionStatus, IndexerCursor
 from backend.models.webhooks import WebhookDelivery, WebhookDeliveryStatus
+from workers import outbox
 from workers.celery_app import QUEUE, resolve_broker_url, worker_task
 
 HEARTBEAT_KEY = "anchorline:worker-heartbeat"
@@ -71,6 +72,8 @@ class StackStatus:
     # indexer has read anything (or without a chain).
     indexer_lag_blocks: int | None = None
     outbox: dict[str, int] | None = None  # rows by status, every status listed
+    # Signed or sent longer than OUTBOX_STUCK_SECONDS ago and still without a receipt.
+    stuck_transactions: int | None = None
     queue_depth: int | None = None  # messages waiting in the `anchorline` queue
     heartbeat_age_seconds: float | None = None
     dead_webhook_deliveries: int | None = None
@@ -87,6 +90,7 @@ class StackStatus:
             "chain": {"chain_id": self.chain_id, "height": self.chain_height},
             "indexer": {"lag_blocks": self.indexer_lag_blocks},
             "outbox": self.outbox,
+            "stuck_transactions": self.stuck_transactions,
             "queue": {"depth": self.queue_depth},
             "worker": {"heartbeat_age_seconds": self.heartbeat_age_seconds},
             "webhooks": {"dead_deliveries": self.dead_webhook_deliveries},
@@ -110,6 +114,7 @@ def _read_database(status: StackStatus) -> dict[int, int] | None:
             select(ChainTransaction.status, func.count()).group_by(ChainTransaction.status)
         ).all())
         status.outbox = {str(state): counts.get(state, 0) for state in ChainTransactionStatus}
+        status.stuck_transactions = len(outbox.stuck_rows())
         status.dead_webhook_deliveries = db.session.scalar(
             select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == WebhookDeliveryStatus.DEAD)
         )
@@ -185,6 +190,8 @@ class StackCollector(Collector):
         singles = (
             ("anchorline_chain_height", "The chain's latest block number", status.chain_height),
             ("anchorline_indexer_lag_blocks", "Blocks the indexer is behind the chain's head", status.indexer_lag_blocks),
+            ("anchorline_outbox_stuck_transactions", "Ledger writes sent long ago and still without a receipt",
+             status.stuck_transactions),
             ("anchorline_queue_depth", "Tasks waiting in the anchorline queue", status.queue_depth),
             ("anchorline_worker_heartbeat_age_seconds", "Seconds since a worker last ran the heartbeat task",
              status.heartbeat_age_seconds),

@@ -55,6 +55,8 @@ class HealthSchema(Schema):
     indexer = fields.Nested(IndexerHealthSchema, required=True)
     outbox = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, allow_none=True,
                          metadata={"description": "Outbox transactions by status"})
+    stuck_transactions = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Ledger writes signed or sent longer than OUTBOX_STUCK_SECONDS ago and still without a receipt"})
     queue = fields.Nested(QueueHealthSchema, required=True)
     worker = fields.Nested(WorkerHealthSchema, required=True)
     webhooks = fields.Nested(WebhookHealthSchema, required=True)

@@ -42,6 +42,7 @@ def describe(reading: monitoring.StackStatus) -> list[str]:
         f"chain        {shown(reading.chain_height)} (chain id {shown(reading.chain_id)})",
         f"indexer lag  {shown(reading.indexer_lag_blocks, ' blocks')}",
         f"outbox       {outbox}",
+        f"stuck        {shown(reading.stuck_transactions, ' transactions without a receipt')}",
         f"queue depth  {shown(reading.queue_depth)}",
         f"heartbeat    {shown(reading.heartbeat_age_seconds, 's ago')}",
         f"dead hooks   {shown(reading.dead_webhook_deliveries)}",
