@@ -25,7 +25,20 @@ from backend.chain import devnet, runtime
 from backend.chain.client import invoice_number_hash, ledger_date, receivable_id, registration
 from backend.chain.deploy import DeploySettings, deploy_contracts, save_deployment
 from backend.extensions import db
-from backend.models import ChainEvent, Invoice, InvoiceStatus, Organisation, Role
+from backend.models import (
+    ChainEvent,
+    FinancingRequest,
+    IndexedBlock,
+    IndexerCursor,
+    Invoice,
+    InvoiceStatus,
+    Offer,
+    Organisation,
+    Repayment,
+    Role,
+    TokenBalance,
+    TokenOperation,
+)
 from tests import domain_factories
 from tests.factories import Ledger
 from workers import indexer
@@ -154,6 +167,24 @@ def indexed_chain(
         runtime.forget()
         w3.provider.make_request("evm_revert", [chain_snapshot])
         w3.provider.make_request("evm_setIntervalMining", [int(devnet.load_config().block_time_seconds)])
+
+
+# Columns that say when a row was written, or its surrogate key where rows are made anew.
+NOT_COMPARED = {"updated_at", "applied_at"}
+REBUILT_TABLES = (ChainEvent, TokenBalance, IndexedBlock, IndexerCursor)
+PROJECTIONS = (Invoice, FinancingRequest, Offer, Repayment, TokenOperation, Organisation, *REBUILT_TABLES)
+
+
+def projection_state() -> dict[str, list[tuple[Any, ...]]]:
+    """Every projection table's rows, as sorted tuples of their compared columns."""
+    db.session.expire_all()
+    state = {}
+    for model in PROJECTIONS:
+        columns = [column for column in model.__table__.columns
+                   if column.name not in NOT_COMPARED and not (model in REBUILT_TABLES and column.name == "id")]
+        rows = db.session.execute(select(*columns)).all()
+        state[model.__tablename__] = sorted((tuple(row) for row in rows), key=repr)
+    return state
 
 
 def receivable_hex(value: int) -> str:

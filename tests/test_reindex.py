@@ -2,50 +2,24 @@
 incremental indexing built, column for column."""
 from __future__ import annotations
 
-from typing import Any
-
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from backend.cli import main as anchorline
 from backend.extensions import db
 from backend.models import (
-    ChainEvent,
-    FinancingRequest,
     FinancingRequestStatus,
-    IndexedBlock,
-    IndexerCursor,
     Invoice,
     InvoiceSource,
     InvoiceStatus,
-    Offer,
     OfferStatus,
     Organisation,
     Repayment,
     Role,
-    TokenBalance,
-    TokenOperation,
 )
 from tests import domain_factories
-from tests.indexer_fixtures import IndexedChain, receivable_hex, token_reference
+from tests.indexer_fixtures import IndexedChain, projection_state, receivable_hex, token_reference
 from workers import indexer
-
-# Columns that say when a row was written, or its surrogate key where rows are made anew.
-NOT_COMPARED = {"updated_at", "applied_at"}
-REBUILT_TABLES = (ChainEvent, TokenBalance, IndexedBlock, IndexerCursor)
-PROJECTIONS = (Invoice, FinancingRequest, Offer, Repayment, TokenOperation, Organisation, *REBUILT_TABLES)
-
-
-def projection_state() -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection table's rows, as sorted tuples of their compared columns."""
-    db.session.expire_all()
-    state = {}
-    for model in PROJECTIONS:
-        columns = [column for column in model.__table__.columns
-                   if column.name not in NOT_COMPARED and not (model in REBUILT_TABLES and column.name == "id")]
-        rows = db.session.execute(select(*columns)).all()
-        state[model.__tablename__] = sorted((tuple(row) for row in rows), key=repr)
-    return state
 
 
 def build_history(chain: IndexedChain) -> dict[str, Invoice]:
