@@ -162,6 +162,34 @@ def test_a_reorganisation_is_rolled_back_and_the_new_chain_applied(indexed_chain
     assert (cursor.block_number, cursor.block_hash) == (head["number"], "0x" + head["hash"].hex().removeprefix("0x"))
 
 
+def test_a_reorganisation_between_the_check_and_the_read_is_caught_by_the_parent_hash(
+    indexed_chain: IndexedChain, monkeypatch: pytest.MonkeyPatch
+):
+    chain = indexed_chain
+    supplier, buyer = chain.organisation(Role.SUPPLIER), chain.organisation(Role.BUYER)
+    invoice = chain.pending_invoice(supplier, buyer)
+    receivable = chain.register(invoice)
+    fork = chain.snapshot()
+    chain.send(buyer, chain.ledger.registry.functions.confirm(receivable))
+    chain.index()
+    assert invoice.status == InvoiceStatus.CONFIRMED
+    chain.revert(fork)
+    chain.send(buyer, chain.ledger.registry.functions.dispute(receivable, 1))
+    chain.mine(2)
+
+    # The reorganisation check ran before the chain moved (here: it is skipped) ...
+    with monkeypatch.context() as patched:
+        patched.setattr(indexer.Indexer, "_roll_back_reorganisation", lambda self: None)
+        with pytest.raises(indexer.ChainMoved, match="does not follow the indexed block"):
+            chain.index()
+    db.session.expire_all()
+    assert invoice.status == InvoiceStatus.CONFIRMED and chain.events("ReceivableDisputed") == []
+
+    # ... and the next pass rolls the orphaned confirmation back and applies the new branch.
+    chain.index()
+    assert invoice.status == InvoiceStatus.DISPUTED and chain.events("ReceivableConfirmed") == []
+
+
 def test_a_reorganisation_deeper_than_the_window_stops_the_indexer(indexed_chain: IndexedChain):
     chain = indexed_chain
     chain.app.config["REORG_WINDOW_BLOCKS"] = 3

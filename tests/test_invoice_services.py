@@ -18,6 +18,7 @@ from backend.models import (
     ContractName,
     Delinquency,
     FinancingRequestStatus,
+    IndexerCursor,
     Invoice,
     InvoiceSource,
     InvoiceStatus,
@@ -70,10 +71,14 @@ def writes() -> tuple[int, int, int]:
     return count(Invoice), count(ChainTransaction), count(AuditLog)
 
 
-def mined(row: ChainTransaction) -> None:
-    """What the outbox worker leaves behind once the ledger took the transaction."""
+def mined(row: ChainTransaction, *, indexed: bool = True) -> None:
+    """What the outbox worker leaves behind once the ledger took the transaction in block 7,
+    and, `indexed`, the indexer's cursor once it has applied that block."""
     row.status = ChainTransactionStatus.MINED
-    row.nonce, row.raw_tx, row.tx_hash = row.id, "0x00", "0x%064x" % row.id
+    row.nonce, row.raw_tx, row.tx_hash, row.block_number = row.id, "0x00", "0x%064x" % row.id, 7
+    if indexed and db.session.scalar(select(IndexerCursor.id)) is None:
+        db.session.add(IndexerCursor(chain_id=31337, contract=ContractName.RECEIVABLE_REGISTRY, block_number=7,
+                                     block_hash="0x" + "07" * 32))
     db.session.commit()
 
 
@@ -491,10 +496,13 @@ def test_pending_actions_are_the_writes_not_yet_answered(supplier, buyer):
         row.status, row.nonce, row.raw_tx, row.tx_hash = status, 0, "0x00", "0x" + "11" * 32
         db.session.commit()
         assert invoices.pending_actions(invoice) == [row]
-    for status in (ChainTransactionStatus.MINED, ChainTransactionStatus.REVERTED):
-        row.status = status
-        db.session.commit()
-        assert invoices.pending_actions(invoice) == []
+    mined(row, indexed=False)
+    assert invoices.pending_actions(invoice) == [row]  # mined, but the projections do not show it yet
+    mined(row)
+    assert invoices.pending_actions(invoice) == []
+    row.status = ChainTransactionStatus.REVERTED
+    db.session.commit()
+    assert invoices.pending_actions(invoice) == []
 
 
 # ---------------------------------------------------------------- on PostgreSQL too

@@ -167,13 +167,17 @@ def test_settlement_lapses_the_other_offers_and_cancellation_closes_the_request(
 
     second = domain_factories.financing_request(invoice, status=FinancingRequestStatus.PENDING)
     rival_offer = domain_factories.offer(second, rival, status=OfferStatus.PENDING)
+    own_offer = domain_factories.offer(second, financier, status=OfferStatus.PENDING)
     db.session.commit()
     chain.send(supplier, financing.requestFinancing(receivable, 900_000, now + 30 * 86_400, False))
     chain.send(rival, financing.makeOffer(receivable, 950_000, now + 20 * 86_400))
+    chain.send(financier, financing.makeOffer(receivable, 920_000, now + 20 * 86_400))
     chain.send(financier, financing.fundRequest(receivable))  # outright, at the asking advance
     chain.index()
     assert (second.status, second.round) == (FinancingRequestStatus.FUNDED, 2)
     assert rival_offer.status == OfferStatus.LAPSED
+    # Funding at the asking terms used no offer, not even the funder's own (viaOffer false).
+    assert own_offer.status == OfferStatus.LAPSED
     assert first.status == FinancingRequestStatus.CANCELLED
 
 

@@ -245,7 +245,8 @@ class Indexer:
         return True
 
     def _index_range(self, start: int, end: int) -> int:
-        hashes = self._block_hashes(max(start, end - self.reorg_window + 1), end)
+        hashes, first_parent = self._block_hashes(max(start, end - self.reorg_window + 1), end)
+        self._require_continuity(min(hashes), first_parent)
         rows = [self.decoder.decode(self.chain_id, entry) for entry in self._get_logs(start, end)]
         for row in rows:
             if hashes.setdefault(row["block_number"], row["block_hash"]) != row["block_hash"]:
@@ -274,8 +275,26 @@ class Indexer:
             raise LogQueryFailed(f"eth_getLogs over blocks {start}-{end} failed: {response['error']}")
         return [entry for entry in response["result"] if not entry.get("removed")]
 
-    def _block_hashes(self, first: int, last: int) -> dict[int, str]:
-        return {number: _hex(self.w3.eth.get_block(number)["hash"]) for number in range(first, last + 1)}
+    def _block_hashes(self, first: int, last: int) -> tuple[dict[int, str], str]:
+        """The hashes of blocks `first` to `last` (`first` <= `last`), checked to form one chain
+        (each block's parent the block before it; a reorganisation while they were read raises
+        ChainMoved), and the hash of the parent of `first`."""
+        blocks = [self.w3.eth.get_block(number) for number in range(first, last + 1)]
+        for parent, child in zip(blocks, blocks[1:]):
+            if child["parentHash"] != parent["hash"]:
+                raise ChainMoved(f"blocks {parent['number']} and {child['number']} are not on one chain: "
+                                 "it moved while they were read")
+        return {block["number"]: _hex(block["hash"]) for block in blocks}, _hex(blocks[0]["parentHash"])
+
+    def _require_continuity(self, first: int, first_parent: str) -> None:
+        """The range must continue the chain the indexer last read: the parent of its first
+        block read is the stored hash of the block before. Otherwise the chain was reorganised
+        between the reorganisation check and this read, and the next pass rolls it back."""
+        stored = db.session.scalar(select(IndexedBlock.block_hash).where(
+            IndexedBlock.chain_id == self.chain_id, IndexedBlock.block_number == first - 1))
+        if stored is not None and stored != first_parent:
+            raise ChainMoved(f"block {first} does not follow the indexed block {first - 1}: the chain was "
+                             "reorganised while it was read")
 
     def _keep_block_hashes(self, hashes: dict[int, str], end: int) -> None:
         """Stores the hashes of the blocks within the reorganisation window below `end`."""

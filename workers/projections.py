@@ -34,6 +34,7 @@ from backend.extensions import db
 from backend.models import (
     ChainEvent,
     ChainTransaction,
+    ChainTransactionStatus,
     ContractName,
     Delinquency,
     FinancingRequest,
@@ -394,15 +395,17 @@ def offer_withdrawn(view: Projections, event: ChainEvent) -> None:
 
 
 def financing_settled(view: Projections, event: ChainEvent) -> None:
-    """The request is FUNDED; the financier's offer ACCEPTED, every other live one LAPSED. (The
-    receivable's new holder comes with the ERC-721 Transfer of the same transaction.)"""
+    """The request is FUNDED; the financier's offer ACCEPTED if the seller accepted it
+    (`viaOffer`; a financier funding at the asking terms uses none), every other live one
+    LAPSED. (The receivable's new holder comes with the ERC-721 Transfer of the same
+    transaction.)"""
     _invoice, request = _request_of(view, event)
     if request is None:
         return
     financier = view.organisation(event.args["financier"])
     request.status = FinancingRequestStatus.FUNDED
     for offer in request.offers:
-        if financier is not None and offer.financier_id == financier.id:
+        if event.args["viaOffer"] and financier is not None and offer.financier_id == financier.id:
             offer.status = OfferStatus.ACCEPTED
         elif offer.status in LIVE_OFFER_STATUSES:
             offer.status = OfferStatus.LAPSED
@@ -518,7 +521,10 @@ def _reset_split_holders() -> None:
     holds the holders' addresses in the children's order)."""
     splits = db.session.execute(
         select(ChainTransaction.invoice_id, ChainTransaction.args)
-        .where(ChainTransaction.function == "split", ChainTransaction.invoice_id.is_not(None))
+        .where(ChainTransaction.function == "split", ChainTransaction.invoice_id.is_not(None),
+               # the attempt the ledger took, not one it refused
+               ChainTransaction.status.not_in((ChainTransactionStatus.REVERTED, ChainTransactionStatus.FAILED)))
+        .order_by(ChainTransaction.id)
     ).all()
     holders_by_parent = {invoice_id: args[2] for invoice_id, args in splits}
     if not holders_by_parent:

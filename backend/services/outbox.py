@@ -8,18 +8,20 @@ ledger refused one) numbers its attempts: `<intent>:1`, `<intent>:2`, and so on.
 JSON: integers as numbers (uint256 ids as 0x-hex strings), bytes as 0x-hex strings, addresses
 checksummed; the worker encodes them by the function's ABI.
 
-A queued row is in flight until the ledger answers it (mined, reverted or failed): until then
-the object it changes still shows the state before it.
+A queued row is in flight until the ledger has answered it and the answer is in the
+projections: queued, signed or sent, or mined in a block the indexer has not applied yet. Until
+then the object it changes still shows the state before it, and the same write is not queued
+again.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from backend.extensions import db
-from backend.models import ChainTransaction, ChainTransactionStatus, ContractName, Invoice, Organisation
+from backend.models import ChainTransaction, ChainTransactionStatus, ContractName, IndexerCursor, Invoice, Organisation
 from backend.services.errors import Duplicate
 
 # The key in the session's info that marks a transaction as having queued ledger writes: its
@@ -58,32 +60,38 @@ def enqueue(
     return row
 
 
-def in_flight(*criteria: ColumnElement[bool]) -> list[ChainTransaction]:
-    """The queued rows matching `criteria` that the ledger has not answered yet, oldest first;
-    a row batched into another's transaction is in flight while that transaction is."""
+def _awaiting_ledger(row: Any) -> ColumnElement[bool]:
+    """`row` (the outbox table or an alias of it) is on its way, or mined in a block the
+    indexer has not applied yet (none, before anything is indexed)."""
+    indexed_to = select(func.min(IndexerCursor.block_number)).scalar_subquery()
+    return or_(
+        row.status.in_(IN_FLIGHT),
+        and_(row.status == ChainTransactionStatus.MINED, or_(indexed_to.is_(None), row.block_number > indexed_to)),
+    )
+
+
+def in_flight_clause() -> ColumnElement[bool]:
+    """Outbox rows in flight (see the module docstring); a row batched into another's
+    transaction is in flight while that transaction is."""
     carrier = aliased(ChainTransaction)
     carried_in_flight = select(carrier.id).where(carrier.id == ChainTransaction.carried_by_id,
-                                                 carrier.status.in_(IN_FLIGHT)).exists()
-    return list(
-        db.session.scalars(
-            select(ChainTransaction)
-            .where(*criteria, or_(ChainTransaction.status.in_(IN_FLIGHT),
-                                  and_(ChainTransaction.status == ChainTransactionStatus.BATCHED, carried_in_flight)))
-            .order_by(ChainTransaction.id)
-        )
-    )
+                                                 _awaiting_ledger(carrier)).exists()
+    return or_(_awaiting_ledger(ChainTransaction),
+               and_(ChainTransaction.status == ChainTransactionStatus.BATCHED, carried_in_flight))
+
+
+def in_flight(*criteria: ColumnElement[bool]) -> list[ChainTransaction]:
+    """The rows matching `criteria` that are in flight, oldest first."""
+    return list(db.session.scalars(
+        select(ChainTransaction).where(*criteria, in_flight_clause()).order_by(ChainTransaction.id)))
 
 
 def next_attempt_key(intent: str, *, one_at_a_time: bool = False) -> str:
     """The intent key of the next attempt at `intent`: `<intent>:<n>`, n counting the attempts
     queued so far. With `one_at_a_time` it is a duplicate while an earlier attempt is in flight;
-    once each has been mined, reverted or failed, the write may be queued again (a reverted one
+    once each has been answered and indexed, the write may be queued again (a reverted one
     must be, to be done at all)."""
-    earlier = list(
-        db.session.scalars(
-            select(ChainTransaction.status).where(ChainTransaction.intent_key.startswith(f"{intent}:", autoescape=True))
-        )
-    )
-    if one_at_a_time and any(status in IN_FLIGHT for status in earlier):
+    attempts = ChainTransaction.intent_key.startswith(f"{intent}:", autoescape=True)
+    if one_at_a_time and in_flight(attempts):
         raise Duplicate(f"{intent} is already queued")
-    return f"{intent}:{len(earlier) + 1}"
+    return f"{intent}:{db.session.scalar(select(func.count(ChainTransaction.id)).where(attempts)) + 1}"
