@@ -73,6 +73,10 @@ WORKER_SETTINGS: Mapping[str, tuple[Any, Any]] = {
     # Buyers are reminded this many days before a payable's maturity.
     "MATURITY_REMINDER_DAYS": (int, 7),
     "WEBHOOK_MAX_ATTEMPTS": (int, 10),
+    # Deliveries go to public addresses only (a registered URL must not reach the platform's own
+    # network); on, loopback and private addresses are allowed too: for tests and a receiver on
+    # the same host.
+    "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": (flag, False),
     "WEBHOOK_TIMEOUT_SECONDS": (float, 10.0),
     # How long Redis keeps a task un-acknowledged before giving it to another worker; no task
     # countdown may exceed it.

@@ -100,6 +100,7 @@ def subscribe(app: Flask, url: str, *, max_attempts: int = 10) -> Subscription:
     """A financier's endpoint at `url` and one pending invoice.confirmed delivery to it."""
     app.config["WEBHOOK_MAX_ATTEMPTS"] = max_attempts
     app.config["WEBHOOK_TIMEOUT_SECONDS"] = 2.0
+    app.config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] = True  # the receiver listens on 127.0.0.1
     with app.app_context():
         org = factories.organisation(Role.FINANCIER)
         endpoint, secret = webhooks.create_endpoint(factories.actor(org), url=url, event_types=["invoice.confirmed"])
@@ -216,6 +217,16 @@ def test_a_timeout_and_a_refused_connection_are_failures(app, receiver, unused_p
     sweep_and_deliver(app)
     row = delivery(app, subscription.delivery_id)
     assert (row.attempts, row.last_status_code) == (2, None) and "ConnectionError" in row.last_error
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_at_each_attempt(app, receiver):
+    subscription = subscribe(app, receiver.url.replace("127.0.0.1", "localhost"))
+    app.config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] = False  # as in production: localhost is private
+    sweep_and_deliver(app)
+    row = delivery(app, subscription.delivery_id)
+    assert receiver.requests == []
+    assert (row.status, row.attempts) == (WebhookDeliveryStatus.PENDING, 1)
+    assert "resolves to" in row.last_error and "not a public address" in row.last_error
 
 
 def test_nothing_is_sent_to_an_inactive_endpoint(app, receiver):

@@ -91,10 +91,25 @@ def test_an_endpoint_needs_an_https_url(db_session, url, reason):
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8080/hook", "http://127.0.0.1:9/hook", "http://[::1]/hook"])
-def test_plain_http_is_allowed_to_this_machine_only(db_session, url):
-    endpoint, _ = webhooks.create_endpoint(factories.actor(factories.organisation(Role.BUYER)), url=url,
-                                           event_types=["invoice.due"])
+def test_this_machine_is_refused_unless_private_addresses_are_allowed(app, db_session, url):
+    actor = factories.actor(factories.organisation(Role.BUYER))
+    db.session.commit()
+    refusal = factories.assert_refused(InvalidInput, webhooks.create_endpoint, actor, url=url,
+                                       event_types=["invoice.due"])
+    assert "may not point at this machine" in refusal.value.errors["url"][0]
+
+    app.config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"] = True  # tests, a receiver on the same host
+    endpoint, _ = webhooks.create_endpoint(actor, url=url, event_types=["invoice.due"])
     assert endpoint.url == url
+
+
+@pytest.mark.parametrize("url", ["https://10.0.0.8/hook", "https://169.254.169.254/latest", "https://[fd00::1]/x"])
+def test_private_addresses_are_refused(db_session, url):
+    actor = factories.actor(factories.organisation(Role.BUYER))
+    db.session.commit()
+    refusal = factories.assert_refused(InvalidInput, webhooks.create_endpoint, actor, url=url,
+                                       event_types=["invoice.due"])
+    assert "not a public address" in refusal.value.errors["url"][0]
 
 
 @pytest.mark.parametrize(("event_types", "message"), [

@@ -16,13 +16,17 @@ never followed: a 3xx is a failed attempt.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from sqlalchemy import select, update
 
@@ -40,6 +44,11 @@ DISPATCH_BATCH = 200
 DISPATCH_LEASE_SECONDS = 60
 # Beyond the request's timeout: time to record the outcome before a claim could lapse.
 CLAIM_MARGIN_SECONDS = 30
+# A receiver that answers byte by byte defeats the per-read timeout: an attempt is cut off after
+# the soft limit (and counted as failed), and its process killed after the hard one, both well
+# within the claim, so no second attempt starts while one still runs.
+DELIVERY_SOFT_TIME_LIMIT_SECONDS = 30
+DELIVERY_TIME_LIMIT_SECONDS = 40
 # How much of a failing receiver's answer is read for last_error.
 ERROR_BODY_BYTES = 200
 
@@ -53,7 +62,7 @@ def dispatch_webhooks() -> int:
     return len(delivery_ids)
 
 
-@worker_task()
+@worker_task(soft_time_limit=DELIVERY_SOFT_TIME_LIMIT_SECONDS, time_limit=DELIVERY_TIME_LIMIT_SECONDS)
 def deliver_webhook(delivery_id: int) -> None:
     """One attempt at one delivery, if it is still due and no other attempt holds it."""
     deliver(delivery_id)
@@ -141,6 +150,9 @@ def post(attempt: Attempt) -> tuple[int | None, str | None]:
     """POSTs the attempt: (status code, None) on a 2xx answer, else what went wrong. Redirects
     are not followed; proxies from the environment are not used (deliveries go straight to the
     receiver, as the URL says)."""
+    refusal = _destination_problem(attempt.url)
+    if refusal is not None:
+        return None, refusal
     with requests.Session() as session:
         session.trust_env = False
         try:
@@ -152,6 +164,24 @@ def post(attempt: Attempt) -> tuple[int | None, str | None]:
                 return response.status_code, f"HTTP {response.status_code}: {excerpt}".strip()
         except requests.RequestException as exc:
             return None, f"{type(exc).__name__}: {exc}"
+        except SoftTimeLimitExceeded:
+            return None, f"the receiver took longer than {DELIVERY_SOFT_TIME_LIMIT_SECONDS}s to answer"
+
+
+def _destination_problem(url: str) -> str | None:
+    """Why `url` may not be posted to now: a host name that does not resolve, or resolves to
+    an address deliveries may not go to (checked at each attempt, since names can change)."""
+    parts = urlsplit(url)
+    try:
+        resolved = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                      type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"cannot resolve {parts.hostname}: {exc}"
+    for *_, sockaddr in resolved:
+        problem = webhooks.address_problem(ipaddress.ip_address(sockaddr[0]))
+        if problem is not None:
+            return f"refused: {parts.hostname} resolves to {problem}"
+    return None
 
 
 def record_outcome(attempt: Attempt, status_code: int | None, error: str | None) -> WebhookDeliveryStatus | None:

@@ -359,18 +359,35 @@ def _url_problem(url: str) -> str | None:
         return "the URL may not hold credentials: authenticate deliveries by their signature"
     if parts.fragment:
         return "the URL may not have a fragment"
-    if parts.scheme == "https":
+    private_allowed = current_app.config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"]
+    if _is_loopback(parts.hostname):
+        if private_allowed and parts.scheme in ("http", "https"):
+            return None
+        return "may not point at this machine (allowed only with WEBHOOK_ALLOW_PRIVATE_ADDRESSES)"
+    if parts.scheme != "https":
+        return "must be an https URL"
+    try:
+        literal = ipaddress.ip_address(parts.hostname.strip("[]"))
+    except ValueError:
+        return None  # a name: its addresses are checked each time a delivery is sent
+    return address_problem(literal)
+
+
+def address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a delivery may not go to `address`, or None. Deliveries go to public addresses only,
+    so a registered URL cannot reach the platform's own network (the database, Redis, the node,
+    cloud metadata services); WEBHOOK_ALLOW_PRIVATE_ADDRESSES lifts that for tests and receivers
+    on the same host."""
+    if address.is_global or current_app.config["WEBHOOK_ALLOW_PRIVATE_ADDRESSES"]:
         return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
-        return None
-    return "must be an https URL (plain http only to localhost)"
+    return f"{address} is not a public address: deliveries go to public addresses only"
 
 
 def _is_loopback(host: str) -> bool:
     if host.lower() in LOOPBACK_HOSTS:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
