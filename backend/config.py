@@ -137,6 +137,11 @@ def load_config(overrides: Mapping[str, Any] | None = None, *, instance_dir: Pat
         **SESSION_SETTINGS,
         "SESSION_COOKIE_SECURE": _cookies_need_https(overrides),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Counters in Redis (several server processes): if Redis is away, count in memory for a
+        # while rather than answer 500, and never wait long on it.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
         # Workers hold connections for hours; a PostgreSQL restart must not break them.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         **overrides,

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,8 @@ class Login:
     organisation_id: int
     name: str
     email: str
-    password: str | None
-    api_key: str
+    password: str | None = field(repr=False)
+    api_key: str = field(repr=False)
 
 
 @dataclass

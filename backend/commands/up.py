@@ -7,7 +7,7 @@ Celery beat and the web server (gunicorn). When the stack reports healthy (GET /
 it prints the URLs and the demo logins, runs the demo through the API (--demo, the default)
 and waits.
 
-Ctrl-C (SIGINT) or SIGTERM, at any moment, stops everything `up` started, in reverse order:
+Ctrl-C (SIGINT), SIGTERM or SIGHUP (the terminal closed), at any moment, stops everything `up` started, in reverse order:
 each child runs in a process group of its own, which is emptied after the child exits, so no
 pool process or web worker outlives it. A devnet or bundled Redis that was already running is
 left so. If a child dies on its own, `up` stops the rest and exits with status 1.
@@ -123,8 +123,8 @@ class Stack:
             name, stop = self.started.pop()
             try:
                 click.echo(f"{name}: {stop()}")
-            except (chain_devnet.DevnetError, redis_server.RedisServerError) as exc:
-                click.echo(f"{name}: {exc}", err=True)
+            except Exception as exc:  # one piece that will not stop must not keep the rest running
+                click.echo(f"{name}: could not be stopped: {exc}", err=True)
 
 
 @click.command()
@@ -142,7 +142,9 @@ def up(detach: bool, port: int | None, demo: bool, api_port: int) -> None:
     participants, a Celery worker and beat, and the web server; run until Ctrl-C."""
     stopping = threading.Event()
     if not detach:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: closing the terminal must not leave the children (in sessions of their
+        # own) running.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: stopping.set())
     stack = Stack(stopping)
     try:
