@@ -29,6 +29,7 @@ test: install
 bench: install
 	$(BIN)/python -m bench.gas
 	$(BIN)/python -m bench.register
+	$(BIN)/python -m bench.throughput
 
 # After changing dependencies in pyproject.toml: resolve them afresh and pin the result.
 constraints:

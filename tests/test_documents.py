@@ -52,6 +52,24 @@ def test_storing_the_same_bytes_twice_writes_once(store, monkeypatch):
     assert store.path_for(DIGEST).stat().st_ino == first.st_ino
 
 
+def test_put_many_stores_each_document_once_and_syncs_them_together(store, monkeypatch):
+    store.put(DOCUMENT)
+    before = store.path_for(DIGEST).stat().st_ino
+    others = [b"statement 1", b"statement 2"]
+    syncs: list[str] = []
+    monkeypatch.setattr(os, "fsync", lambda descriptor: syncs.append("fsync"))
+    monkeypatch.setattr(os, "sync", lambda: syncs.append("sync"))
+
+    digests = store.put_many([others[0], DOCUMENT, others[1], others[0]])
+
+    assert digests == [hashlib.sha256(data).hexdigest() for data in (others[0], DOCUMENT, others[1], others[0])]
+    assert [store.read(digest) for digest in digests] == [others[0], DOCUMENT, others[1], others[0]]
+    assert store.path_for(DIGEST).stat().st_ino == before  # stored before: not rewritten
+    assert syncs == ["sync"]  # once for all, after the last rename
+    assert store.put_many([DOCUMENT]) == [DIGEST] and syncs == ["sync"]  # nothing new: nothing to sync
+    assert [path.name for path in store.path_for(digests[0]).parent.iterdir()] == [digests[0]]
+
+
 def test_stored_files_are_mode_0640_whatever_the_umask(store):
     previous = os.umask(0o077)
     try:

@@ -4,6 +4,7 @@ batched; nonces are consecutive; stored bytes are re-sent, never re-signed; the 
 re-broadcasts, bumps fees and fills dead nonces; RPC errors back off; commits nudge the workers."""
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ from tests.outbox_fixtures import (
     wait_until,
 )
 from workers import outbox, redis_server
-from workers.celery_app import QUEUE, TransientError
+from workers.celery_app import FOLLOW_UP_KEY_PREFIX, QUEUE, TransientError
 
 Status = ChainTransactionStatus
 
@@ -412,6 +413,61 @@ def test_a_commit_that_queues_a_write_nudges_the_submitter_and_a_rollback_does_n
         queue_registration(supplier, buyer)
         db.session.commit()
         assert queued_task_names(redis_url) == ["workers.outbox.submit_queued"]
+
+
+def test_while_a_sent_write_awaits_its_receipt_one_receipt_pass_at_a_time_follows_up_shortly(
+        outbox_app: Flask, participants: Participants, mining: Mining, redis_url: str,
+        monkeypatch: pytest.MonkeyPatch):
+    follow_up_seconds = 1.0  # long enough for the passes below to fall inside one follow-up's mark
+    monkeypatch.setattr(outbox, "RECEIPT_FOLLOW_UP_SECONDS", follow_up_seconds)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(QUEUE, FOLLOW_UP_KEY_PREFIX + outbox.TRACK_TASK)
+    outbox_app.config["REDIS_URL"] = redis_url
+    mining.pause()
+    row_id = _committed_id(queue_mint(participants.financier))
+    client.delete(QUEUE)  # the commit's nudge
+
+    assert outbox.submit_queued_once(outbox_app).sent == 1
+    assert outbox.track_receipts_once(outbox_app).mined == 0  # still waiting, but a follow-up is scheduled
+
+    (follow_up,) = [json.loads(message)["headers"] for message in client.lrange(QUEUE, 0, -1)]
+    assert follow_up["task"] == outbox.TRACK_TASK and follow_up["eta"] is not None  # a countdown, not at once
+    time.sleep(follow_up_seconds + 0.1)
+    outbox.track_receipts_once(outbox_app)  # still waiting, and the last follow-up is due: another
+    assert queued_task_names(redis_url) == [outbox.TRACK_TASK] * 2
+
+    mining.resume()
+    wait_until(lambda: outbox.track_receipts_once(outbox_app).mined, what="the receipt")
+    assert rows_by_id([row_id])[0].status == Status.MINED
+    assert outbox.INDEXER_TASK in queued_task_names(redis_url)
+    client.delete(QUEUE)
+    time.sleep(follow_up_seconds + 0.1)
+    outbox.track_receipts_once(outbox_app)
+    assert queued_task_names(redis_url) == []  # nothing in flight: no follow-up
+
+
+def test_on_sqlite_a_pass_that_finds_the_outbox_lock_taken_is_skipped_and_follows_itself_up(
+        outbox_app: Flask, participants: Participants, redis_url: str):
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("PostgreSQL passes share the outbox through row locks")
+    client = redis.Redis.from_url(redis_url)
+    client.delete(QUEUE, *(FOLLOW_UP_KEY_PREFIX + task for task in (outbox.SUBMIT_TASK, outbox.TRACK_TASK)))
+    outbox_app.config["REDIS_URL"] = redis_url
+    row_id = _committed_id(queue_mint(participants.financier))
+    client.delete(QUEUE)  # the commit's nudge
+
+    with open(url.database + outbox.SQLITE_LOCK_SUFFIX, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # another process's pass
+        assert outbox.submit_queued_once(outbox_app).skipped
+        assert outbox.track_receipts_once(outbox_app).skipped
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    follow_ups = [json.loads(message)["headers"] for message in client.lrange(QUEUE, 0, -1)]
+    assert sorted(headers["task"] for headers in follow_ups) == [outbox.SUBMIT_TASK, outbox.TRACK_TASK]
+    assert all(headers["eta"] is not None for headers in follow_ups)
+    assert rows_by_id([row_id])[0].status == Status.QUEUED  # untouched until the follow-up's pass
+    assert outbox.submit_queued_once(outbox_app).sent == 1
 
 
 def test_a_commit_succeeds_at_once_when_redis_is_down(app: Flask, unused_port):

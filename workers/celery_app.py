@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery, Task, shared_task
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
@@ -43,6 +44,8 @@ NUDGE_TIMEOUT_SECONDS = 0.5
 # A nudge nobody took within this long is dropped: the sweepers have done its work by then.
 NUDGE_EXPIRES_SECONDS = 60
 SUBMIT_TASK = "workers.outbox.submit_queued"
+# Marks that keep at most one follow-up of a task scheduled at a time (send_follow_up).
+FOLLOW_UP_KEY_PREFIX = "anchorline:follow-up:"
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,19 @@ def send_nudge(flask_app: Flask, task_name: str) -> None:
     never waits long: skipped when WORKER_NUDGES is off or no broker is known (no REDIS_URL and
     no bundled Redis running), given up after NUDGE_TIMEOUT_SECONDS, and any failure is only
     logged, since the beat's sweepers do the same work a moment later."""
+    _send_hint(flask_app, task_name, countdown=None)
+
+
+def send_follow_up(flask_app: Flask, task_name: str, countdown: float) -> None:
+    """Run `task_name` in `countdown` seconds, unless a follow-up of it is scheduled already:
+    a pass that leaves work which will be ready in a moment (a transaction about to be mined)
+    looks again sooner than its beat would, and a Redis mark that expires with the countdown
+    keeps the passes of many nudges from each starting a chain of follow-ups. A hint like
+    `send_nudge`, under the same rules: it never raises and never waits long."""
+    _send_hint(flask_app, task_name, countdown=countdown)
+
+
+def _send_hint(flask_app: Flask, task_name: str, *, countdown: float | None) -> None:
     celery_app = flask_app.extensions.get(CELERY_EXTENSION)
     if celery_app is None or not flask_app.config.get("WORKER_NUDGES", True):
         return
@@ -110,13 +126,27 @@ def send_nudge(flask_app: Flask, task_name: str) -> None:
         broker_url = resolve_broker_url(flask_app)
         if broker_url is None:
             return
+        if countdown is not None and not _mark_follow_up(broker_url, task_name, countdown):
+            return
         one_quick_try = {"socket_connect_timeout": NUDGE_TIMEOUT_SECONDS, "socket_timeout": NUDGE_TIMEOUT_SECONDS,
                          "max_retries": 0}
         with celery_app.connection_for_write(broker_url, connect_timeout=NUDGE_TIMEOUT_SECONDS,
                                              transport_options=one_quick_try) as connection:
-            celery_app.send_task(task_name, connection=connection, retry=False, expires=NUDGE_EXPIRES_SECONDS)
+            celery_app.send_task(task_name, connection=connection, retry=False, countdown=countdown,
+                                 expires=(countdown or 0) + NUDGE_EXPIRES_SECONDS)
     except Exception as exc:  # a hint that did not arrive: the sweepers will do its work
         log.warning("could not nudge %s (%s: %s); its sweeper will run it", task_name, type(exc).__name__, exc)
+
+
+def _mark_follow_up(broker_url: str, task_name: str, countdown: float) -> bool:
+    """Whether this caller may schedule the follow-up (no other is scheduled for the next
+    `countdown` seconds)."""
+    client = redis.Redis.from_url(broker_url, socket_connect_timeout=NUDGE_TIMEOUT_SECONDS,
+                                  socket_timeout=NUDGE_TIMEOUT_SECONDS)
+    try:
+        return bool(client.set(FOLLOW_UP_KEY_PREFIX + task_name, 1, nx=True, px=max(1, round(countdown * 1000))))
+    finally:
+        client.close()
 
 
 def _nudge_outbox_after_commit(session: Session) -> None:

@@ -76,7 +76,7 @@ from backend.models.types import utcnow
 from backend.security.keystore import KeystoreError, load_master_secret, unseal
 from backend.services.invoices import BATCH_SUBJECT
 from backend.services.transactions import ledger_refused
-from workers.celery_app import TransientError, send_nudge, worker_task
+from workers.celery_app import TransientError, send_follow_up, send_nudge, worker_task
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,16 @@ Row = ChainTransaction
 
 REGISTER, REGISTER_BATCH = "register", "registerBatch"
 INDEXER_TASK = "workers.indexer.index_new_blocks"
+SUBMIT_TASK = "workers.outbox.submit_queued"
+TRACK_TASK = "workers.outbox.track_receipts"
+# While sent transactions await their receipts, they are looked for again this soon rather than
+# at the next beat (a second): with one-second blocks, the wait for the receipt pass is most of
+# a write's time from the API call to its indexed state after the wait for the block itself.
+RECEIPT_FOLLOW_UP_SECONDS = 0.2
+# A pass that finds another holding the SQLite outbox lock tries again this soon: the holder may
+# be a receipt pass, which sends nothing, or a submit pass that claimed its rows before this
+# pass's rows were committed.
+BUSY_FOLLOW_UP_SECONDS = 0.1
 # Rows one claim takes; a pass claims again until the queue is empty or its time is up.
 CLAIM_LIMIT = 200
 # A pass stops claiming after this long, so one task never holds a worker for long.
@@ -157,8 +167,10 @@ def rebroadcast_stale_once(app: Flask) -> OutboxReport:
 def submit_pass() -> OutboxReport:
     """Send what is queued (see the module docstring); returns what it did."""
     report = OutboxReport()
+    app = current_app._get_current_object()
     with _outbox_turn() as ours:
         if not ours:
+            send_follow_up(app, SUBMIT_TASK, BUSY_FOLLOW_UP_SECONDS)
             return OutboxReport(skipped=True)
         client = _ledger()
         _resend_signed(client.w3, report)
@@ -169,24 +181,31 @@ def submit_pass() -> OutboxReport:
             if signed_ids is None:
                 break
             _broadcast(client.w3, signed_ids, report)
+    if report.sent:
+        send_follow_up(app, TRACK_TASK, RECEIPT_FOLLOW_UP_SECONDS)
     return report
 
 
 def track_pass() -> OutboxReport:
     """Record the receipts of sent transactions that are deep enough."""
     report = OutboxReport()
+    app = current_app._get_current_object()
     with _outbox_turn() as ours:
-        if not ours:
+        if not ours:  # the pass holding the outbox may be about to send: look again soon
+            send_follow_up(app, TRACK_TASK, RECEIPT_FOLLOW_UP_SECONDS)
             return OutboxReport(skipped=True)
         w3 = _ledger().w3
         depth = current_app.config["CONFIRMATION_DEPTH"]
         rows = _claim(select(Row).where(_awaiting_receipt()).order_by(Row.id).limit(CLAIM_LIMIT * 5))
+        waiting = 0
         try:
             latest = w3.eth.block_number
             for row in rows:
                 receipt = _receipt(w3, row)
                 if receipt is not None and receipt["blockNumber"] + depth <= latest:
                     _settle(w3, row, receipt, report)
+                else:
+                    waiting += 1
         except Exception as exc:
             if not _transient(exc):
                 raise
@@ -194,7 +213,9 @@ def track_pass() -> OutboxReport:
             raise TransientError(_describe(exc)) from exc
         db.session.commit()
     if report.mined:
-        send_nudge(current_app._get_current_object(), INDEXER_TASK)
+        send_nudge(app, INDEXER_TASK)
+    if waiting:
+        send_follow_up(app, TRACK_TASK, RECEIPT_FOLLOW_UP_SECONDS)
     return report
 
 

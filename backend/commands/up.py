@@ -54,6 +54,9 @@ WEB_WORKERS = 2
 # From the children's start until the health document says every part works: the worker's
 # first heartbeat comes a few seconds after beat starts.
 READY_TIMEOUT_SECONDS = 120.0
+# gunicorn restarts a worker whose request runs longer than this: a bulk upload of the largest
+# CSV the intake takes (10,000 rows) needs well under it, even on a slow machine.
+REQUEST_TIMEOUT_SECONDS = 120
 # A warm Celery shutdown waits for the running tasks; gunicorn for the requests in flight.
 CHILD_STOP_TIMEOUT_SECONDS = 30.0
 # SIGKILL takes effect at once; the wait is for the kernel to reap them.
@@ -235,7 +238,8 @@ def _start(
     stack.spawn("web server", [
         sys.executable, "-m", "gunicorn", "backend.app:create_app()",
         "--bind", f"{DEFAULT_HOST}:{api_port}", "--workers", str(WEB_WORKERS),
-        "--graceful-timeout", str(int(CHILD_STOP_TIMEOUT_SECONDS) // 2), "--access-logfile", "-",
+        "--graceful-timeout", str(int(CHILD_STOP_TIMEOUT_SECONDS) // 2), "--timeout", str(REQUEST_TIMEOUT_SECONDS),
+        "--access-logfile", "-",
     ], env, logs)
     base = f"http://{DEFAULT_HOST}:{api_port}"
     api_url = f"{base}/api/v1"

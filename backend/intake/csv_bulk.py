@@ -70,7 +70,12 @@ class CsvResult:
     errors: list[RowError]
 
 
-def parse_invoice_csv(data: bytes, *, max_rows: int = 5000) -> CsvResult:
+# A file may carry a day's invoices of a large supplier (10,000 rows is about 1 MB, well inside
+# the request size limit); beyond that, split it.
+MAX_ROWS = 10_000
+
+
+def parse_invoice_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> CsvResult:
     """The drafts and row errors of a CSV upload of at most `max_rows` invoice rows."""
     records = _records(_decode(data))
     header = next(records, None)

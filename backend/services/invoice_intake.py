@@ -69,6 +69,9 @@ from backend.services.transaction import atomic
 # ReceivableRegistry.registerBatch takes any number, but a block does not: 100 registrations
 # is well inside a block's gas, and a failed batch takes no more than 100 invoices with it.
 REGISTER_BATCH_SIZE = 100
+# Values per IN (...) when a file's rows are looked up together; well inside every database's
+# limit on bound parameters.
+LOOKUP_CHUNK = 500
 PDF_MEDIA_TYPE = "application/pdf"
 UBL_MEDIA_TYPE = "application/xml"
 STATEMENT_MEDIA_TYPE = "application/json"
@@ -206,25 +209,34 @@ def register_csv_invoices(actor: Actor, data: bytes, *, mode: CsvMode) -> CsvReg
     except CsvIntakeError as exc:
         raise InvalidInput(exc.detail, errors=_row_error_map(exc.errors) or {"file": [exc.detail]}) from None
     row_errors = list(parsed.errors)
-    accepted: list[_Accepted] = []
+    checked: list[tuple[int, _Accepted]] = []
     buyers: dict[PartyRef, Organisation | None] = {}  # a file bills few buyers, each on many rows
     for row, draft in parsed.drafts:
         if draft.buyer not in buyers:
             buyers[draft.buyer] = _party_organisation(draft.buyer)
         try:
-            accepted.append(_accept(supplier, draft, buyers[draft.buyer], uploaded=False))
+            checked.append((row, _accept(supplier, draft, buyers[draft.buyer], uploaded=False, duplicates=False)))
         except InvalidInput as exc:
             row_errors.extend(RowError(row, field, message) for field, messages in exc.errors.items()
                               for message in messages)
-        except Duplicate as exc:
-            row_errors.append(RowError(row, "invoice_number", exc.detail))
+    registered = _registered_numbers(supplier, [entry for _, entry in checked])
+    accepted: list[_Accepted] = []
+    for row, entry in checked:
+        existing = registered.get((entry.buyer.id, _number_hash(entry.draft)))
+        if existing is None:
+            accepted.append(entry)
+        else:
+            row_errors.append(RowError(row, "invoice_number", _duplicate(entry, existing).detail))
     row_errors.sort(key=lambda error: error.row)
     if not accepted or (row_errors and mode == CsvMode.ALL_OR_NOTHING):
         detail = (f"{len({error.row for error in row_errors})} row(s) have errors; nothing was registered"
                   if row_errors else "the file has no invoice rows")
         raise InvalidInput(detail, errors=_row_error_map(row_errors) or {"file": [detail]})
 
-    invoices = [_new_invoice(actor, supplier, entry, InvoiceSource.CSV, upload=None) for entry in accepted]
+    with db.session.no_autoflush:  # one flush for the whole file, not one per query on the way
+        documents = _csv_documents(supplier, accepted)
+        invoices = [_new_invoice(supplier, entry, InvoiceSource.CSV, document)
+                    for entry, document in zip(accepted, documents)]
     db.session.flush()
     for invoice in invoices:
         audit.record(actor, Action.REGISTER_INVOICE, "invoice", invoice.id, after=snapshot(invoice))
@@ -314,9 +326,12 @@ def _party_organisation(party: PartyRef) -> Organisation | None:
     return organisation_by_legal_identifier(party.identifier)
 
 
-def _accept(supplier: Organisation, draft: InvoiceDraft, buyer: Organisation | None, *, uploaded: bool) -> _Accepted:
+def _accept(supplier: Organisation, draft: InvoiceDraft, buyer: Organisation | None, *, uploaded: bool,
+            duplicates: bool = True) -> _Accepted:
     """The draft once every business rule holds; InvalidInput naming each broken one by field,
-    or Duplicate. `uploaded`: its document arrives with it (else it names one or none)."""
+    or Duplicate. `uploaded`: its document arrives with it (else it names one or none).
+    `duplicates` False leaves the check for an earlier registration to the caller (a CSV file
+    checks all its rows in a few queries: `_registered_numbers`)."""
     errors: dict[str, list[str]] = {}
     reference = draft.buyer.address or draft.buyer.identifier or draft.buyer.name
     problem = participant_problem(buyer, Role.BUYER, reference)
@@ -339,14 +354,34 @@ def _accept(supplier: Organisation, draft: InvoiceDraft, buyer: Organisation | N
         if document is None or document.uploaded_by_id != supplier.id:
             errors["document_sha256"] = [f"{supplier.name} has uploaded no document with this SHA-256"]
     _raise_if_any(errors)
-    existing = db.session.scalar(select(Invoice.id).where(
-        Invoice.supplier_id == supplier.id,
-        Invoice.buyer_id == buyer.id,
-        Invoice.invoice_number_hash == _hex(invoice_number_hash(draft.invoice_number)),
-    ))
-    if existing is not None:
-        raise Duplicate(f"invoice {draft.invoice_number} to {buyer.name} is registered already (invoice {existing})")
-    return _Accepted(draft=draft, buyer=buyer)
+    accepted = _Accepted(draft=draft, buyer=buyer)
+    if duplicates:
+        existing = _registered_numbers(supplier, [accepted]).get((buyer.id, _number_hash(draft)))
+        if existing is not None:
+            raise _duplicate(accepted, existing)
+    return accepted
+
+
+def _registered_numbers(supplier: Organisation, accepted: list[_Accepted]) -> dict[tuple[int, str], int]:
+    """The supplier's invoices that already bear one of `accepted`'s invoice numbers, as
+    (buyer id, invoice number hash) -> invoice id; the ledger would refuse those again."""
+    hashes = sorted({_number_hash(entry.draft) for entry in accepted})
+    found: dict[tuple[int, str], int] = {}
+    for start in range(0, len(hashes), LOOKUP_CHUNK):
+        found.update(((buyer_id, number_hash), invoice_id) for invoice_id, buyer_id, number_hash in db.session.execute(
+            select(Invoice.id, Invoice.buyer_id, Invoice.invoice_number_hash).where(
+                Invoice.supplier_id == supplier.id,
+                Invoice.invoice_number_hash.in_(hashes[start:start + LOOKUP_CHUNK]))))
+    return found
+
+
+def _number_hash(draft: InvoiceDraft) -> str:
+    return _hex(invoice_number_hash(draft.invoice_number))
+
+
+def _duplicate(accepted: _Accepted, existing: int) -> Duplicate:
+    return Duplicate(f"invoice {accepted.draft.invoice_number} to {accepted.buyer.name} is registered already "
+                     f"(invoice {existing})")
 
 
 # ---------------------------------------------------------------- the writes
@@ -355,7 +390,7 @@ def _accept(supplier: Organisation, draft: InvoiceDraft, buyer: Organisation | N
 def _register_single(
     actor: Actor, supplier: Organisation, accepted: _Accepted, source: InvoiceSource, *, upload: _Upload | None
 ) -> Invoice:
-    invoice = _new_invoice(actor, supplier, accepted, source, upload=upload)
+    invoice = _new_invoice(supplier, accepted, source, _document(supplier, accepted, upload))
     db.session.flush()
     audit.record(actor, Action.REGISTER_INVOICE, "invoice", invoice.id, after=snapshot(invoice))
     outbox.enqueue(
@@ -369,17 +404,38 @@ def _register_single(
     return invoice
 
 
-def _new_invoice(
-    actor: Actor, supplier: Organisation, accepted: _Accepted, source: InvoiceSource, *, upload: _Upload | None
-) -> Invoice:
-    """The pending invoice (added to the session) with its document stored."""
-    draft, buyer = accepted.draft, accepted.buyer
+def _document(supplier: Organisation, accepted: _Accepted, upload: _Upload | None) -> Document:
+    """The document an invoice anchors, stored: the one uploaded with it, the one it names, or
+    else its statement."""
+    draft = accepted.draft
     if upload is not None:
-        document = _store(supplier, upload)
-    elif draft.document_sha256 is not None:
-        document = db.session.get(Document, draft.document_sha256)
-    else:
-        document = _store(supplier, _Upload(_statement(supplier, buyer, draft), STATEMENT_MEDIA_TYPE, None))
+        return _store(supplier, upload)
+    if draft.document_sha256 is not None:
+        return db.session.get(Document, draft.document_sha256)
+    return _store(supplier, _statement_upload(supplier, accepted))
+
+
+def _csv_documents(supplier: Organisation, accepted: list[_Accepted]) -> list[Document]:
+    """`_document` for each row of a file, in bulk: the statements are written to the store
+    together (one sync, not two per file) and the documents looked up in a few queries, since
+    one sync and one query per row are most of a large file's intake otherwise."""
+    statements = {index: _statement_upload(supplier, entry) for index, entry in enumerate(accepted)
+                  if entry.draft.document_sha256 is None}
+    digests = dict(zip(statements, document_store().put_many([upload.data for upload in statements.values()])))
+    wanted = sorted({digests.get(index) or entry.draft.document_sha256 for index, entry in enumerate(accepted)})
+    documents: dict[str, Document] = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        documents.update((document.sha256, document) for document in db.session.scalars(
+            select(Document).where(Document.sha256.in_(wanted[start:start + LOOKUP_CHUNK]))))
+    for index, upload in statements.items():
+        if digests[index] not in documents:
+            documents[digests[index]] = _new_document(supplier, digests[index], upload)
+    return [documents[digests.get(index) or entry.draft.document_sha256] for index, entry in enumerate(accepted)]
+
+
+def _new_invoice(supplier: Organisation, accepted: _Accepted, source: InvoiceSource, document: Document) -> Invoice:
+    """The pending invoice, added to the session, anchoring `document`."""
+    draft, buyer = accepted.draft, accepted.buyer
     number_hash = invoice_number_hash(draft.invoice_number)
     invoice = Invoice(
         supplier=supplier,
@@ -405,16 +461,18 @@ def _store(supplier: Organisation, upload: _Upload) -> Document:
     anyone) are the same document. A registration refused after this leaves the file unreferenced,
     which is harmless: the store never rewrites a file, and the next upload of it finds it."""
     digest = document_store().put(upload.data)
-    document = db.session.get(Document, digest)
-    if document is None:
-        document = Document(
-            sha256=digest,
-            media_type=upload.media_type,
-            size_bytes=len(upload.data),
-            original_filename=_plain_filename(upload.filename),
-            uploaded_by_id=supplier.id,
-        )
-        db.session.add(document)
+    return db.session.get(Document, digest) or _new_document(supplier, digest, upload)
+
+
+def _new_document(supplier: Organisation, digest: str, upload: _Upload) -> Document:
+    document = Document(
+        sha256=digest,
+        media_type=upload.media_type,
+        size_bytes=len(upload.data),
+        original_filename=_plain_filename(upload.filename),
+        uploaded_by_id=supplier.id,
+    )
+    db.session.add(document)
     return document
 
 
@@ -426,6 +484,10 @@ def _plain_filename(filename: str | None) -> str | None:
     name = "".join(character for character in filename.replace("\\", "/").rsplit("/", 1)[-1]
                    if character.isprintable())
     return name[-MAX_FILENAME_LENGTH:] or None
+
+
+def _statement_upload(supplier: Organisation, accepted: _Accepted) -> _Upload:
+    return _Upload(_statement(supplier, accepted.buyer, accepted.draft), STATEMENT_MEDIA_TYPE, None)
 
 
 def _statement(supplier: Organisation, buyer: Organisation, draft: InvoiceDraft) -> bytes:
