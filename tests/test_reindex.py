@@ -3,7 +3,7 @@ incremental indexing built, column for column."""
 from __future__ import annotations
 
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from backend.cli import main as anchorline
 from backend.extensions import db
@@ -16,6 +16,8 @@ from backend.models import (
     Organisation,
     Repayment,
     Role,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from tests import domain_factories
 from tests.indexer_fixtures import IndexedChain, projection_state, receivable_hex, token_reference
@@ -119,3 +121,24 @@ def test_the_reindex_command(indexed_chain: IndexedChain, monkeypatch):
     assert "reindexed:" in result.output
     db.session.expire_all()
     assert invoice.status == InvoiceStatus.CONFIRMED
+
+
+def test_reindex_announces_only_what_was_not_indexed_before(indexed_chain: IndexedChain):
+    chain = indexed_chain
+    supplier, buyer = chain.organisation(Role.SUPPLIER), chain.organisation(Role.BUYER)
+    endpoint = WebhookEndpoint(organisation=buyer, url="https://example.com/hook", secret="s" * 32,
+                               event_types=["invoice.registered", "invoice.confirmed"])
+    db.session.add(endpoint)
+    invoice = chain.pending_invoice(supplier, buyer)
+    receivable = chain.register(invoice)
+    chain.index()
+    db.session.execute(delete(WebhookDelivery))  # delivered and purged, say: a replay would add them again
+    db.session.commit()
+
+    # Mined while the workers were stopped for the reindex: nobody has been told yet.
+    chain.send(buyer, chain.ledger.registry.functions.confirm(receivable))
+    indexer.reindex()
+
+    db.session.expire_all()
+    assert invoice.status == InvoiceStatus.CONFIRMED
+    assert [d.event_type for d in db.session.scalars(select(WebhookDelivery))] == ["invoice.confirmed"]

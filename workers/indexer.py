@@ -210,11 +210,14 @@ class Indexer:
                    config["REORG_WINDOW_BLOCKS"], announce)
 
     # ------------------------------------------------------------------ reading on
-    def run(self) -> int:
-        """Indexes up to the confirmed height, one committed range at a time; returns how
-        many events were stored. Returns early if another indexer holds the lock."""
+    def run(self, until: int | None = None) -> int:
+        """Indexes up to the confirmed height (or block `until`, if lower), one committed range
+        at a time; returns how many events were stored. Returns early if another indexer holds
+        the lock."""
         stored = 0
         target = self.w3.eth.block_number - self.confirmation_depth
+        if until is not None:
+            target = min(target, until)
         try:
             while True:
                 if not self._claim():
@@ -356,15 +359,23 @@ class Indexer:
     # ------------------------------------------------------------------ reindexing
     def reindex(self) -> int:
         """Resets every projection, forgets every stored event, block and cursor of the chain,
-        and indexes from the deployment block. Returns how many events were stored."""
+        and indexes from the deployment block. Returns how many events were stored. What was
+        indexed before is not announced again; events beyond it (mined while the workers were
+        stopped for the reindex) are announced as incremental indexing would have."""
         if not self._claim():
             db.session.rollback()
             raise RuntimeError("another indexer is running; stop the workers before reindexing")
+        indexed_before = self.cursor()
         projections.reset()
         for model in (ChainEvent, IndexedBlock, IndexerCursor):
             db.session.execute(delete(model).where(model.chain_id == self.chain_id))
         db.session.commit()
-        return self.run()
+        announce, self.announce = self.announce, False
+        try:
+            stored = self.run(until=indexed_before)
+        finally:
+            self.announce = announce
+        return stored + self.run()
 
 
 def _in_app(app: Flask | None, work: Callable[[], Any]) -> Any:
@@ -382,9 +393,9 @@ def index_once(app: Flask | None = None, *, ledger: LedgerClient | None = None) 
 
 
 def reindex(app: Flask | None = None, *, ledger: LedgerClient | None = None) -> int:
-    """Rebuilds every projection from the chain (see `Indexer.reindex`); the events are not
-    announced to webhooks again."""
-    return _in_app(app, lambda: Indexer.from_config(current_app.config, ledger, announce=False).reindex())
+    """Rebuilds every projection from the chain (see `Indexer.reindex`); what was indexed before
+    is not announced to webhooks again."""
+    return _in_app(app, lambda: Indexer.from_config(current_app.config, ledger).reindex())
 
 
 # The beat runs the task every second anyway: a few retries bridge a blip, while unbounded ones
