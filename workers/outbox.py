@@ -29,14 +29,23 @@ error. A refusal fails the repayment or token operation it carried and sends the
 
 The watcher (`rebroadcast_pass`) sends again what has no receipt OUTBOX_REBROADCAST_SECONDS after
 its last broadcast: the same bytes where gas is free, or a replacement at the same nonce with
-fees 12.5 % higher where the chain charges a base fee (the old hash kept in replaced_tx_hashes).
-A transaction the node refuses for good (not a fee or pool problem) can never be mined, and
-later nonces would wait behind it forever: its nonce is filled with a zero-value transfer to
-itself, and the row is FAILED; its tx_hash is then that filler's, tracked until mined. Rows in
-flight longer than OUTBOX_STUCK_SECONDS are logged and listed by `stuck_rows()`.
+fees 12.5 % higher where the chain charges a base fee (the old hash kept in replaced_tx_hashes),
+at most MAX_FEE_BUMPS times a row. A transaction the node refuses for good (not a fee or pool
+problem) before any broadcast of the row was taken can never be mined, and later nonces would
+wait behind it forever: its nonce is filled with a zero-value transfer to itself, and the row is
+FAILED; its tx_hash is then that filler's, tracked until mined. A row broadcast before is never
+failed so: the earlier broadcast may still be mined, so the refusal is logged and the row waits.
+Rows in flight longer than OUTBOX_STUCK_SECONDS are logged and listed by `stuck_rows()`.
+
+The re-send and watcher paths commit row by row, and on PostgreSQL a commit releases the locks
+the claim took: each row is locked again (SKIP LOCKED) at its turn and left alone if another
+pass holds it or changed it meanwhile (`_relock`).
 
 Node and database hiccups raise `TransientError` (the Celery task retries with backoff), and the
-rows involved wait `2 ** attempts` seconds (`next_attempt_at`) before they are tried again.
+rows involved wait `2 ** attempts` seconds (`next_attempt_at`) before they are tried again. Any
+other error of one row or signer's group (a key that cannot be had, a node refusing an estimate
+for a reason other than a revert) is logged and stored on its rows, which wait the same way,
+and the pass goes on with the others.
 """
 from __future__ import annotations
 
@@ -59,8 +68,8 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
 from flask import Flask, current_app
 from hexbytes import HexBytes
-from sqlalchemy import ColumnElement, Select, and_, or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound, Web3RPCError
@@ -104,6 +113,11 @@ MAX_ROW_BACKOFF_SECONDS = 300
 # A fee bump multiplies both fee fields by 9/8 (rounded up): nodes replace a pending
 # transaction only for at least 10 % more.
 FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 9, 8
+# A row's transaction is replaced with higher fees at most this often (fees then at most
+# (9/8) ** 8, about 2.6 times the first): past that, a transaction still not mined is not
+# underpriced but stuck, and further bumps would only spend the sender's funds until the node
+# refuses them. The watcher then sends the last bytes again and lists the row as stuck.
+MAX_FEE_BUMPS = 8
 # The gas of a plain transfer: what the zero-value filler of a dead nonce needs.
 TRANSFER_GAS = 21_000
 SQLITE_LOCK_SUFFIX = ".outbox-lock"
@@ -126,7 +140,18 @@ class RowProblem(Exception):
 
 class SignerUnavailable(Exception):
     """The key that signs the row cannot be had right now (keystore or master secret wrong,
-    operator key missing): the row waits, and the error is logged and stored on it."""
+    operator key missing, or a key of another address than the one that signed the row's
+    first transaction): the row waits, and the error is logged and stored on it."""
+
+
+class ChainBehind(Exception):
+    """The chain has fewer transactions of a sender than the outbox recorded (the devnet was
+    reset or rolled back): a new nonce would leave a gap that never closes, so nothing more of
+    that sender is signed until the database and the chain agree again."""
+
+
+# Errors whose message says all there is: logged without a traceback.
+_EXPLAINED = (SignerUnavailable, ChainBehind, Web3RPCError)
 
 
 @dataclass
@@ -229,26 +254,37 @@ def rebroadcast_pass() -> OutboxReport:
         cutoff = utcnow() - timedelta(seconds=current_app.config["OUTBOX_REBROADCAST_SECONDS"])
         rows = _claim(
             select(Row)
-            .where(_awaiting_receipt(), or_(Row.sent_at.is_(None), Row.sent_at <= cutoff))
+            .where(_awaiting_receipt(), _due(), or_(Row.sent_at.is_(None), Row.sent_at <= cutoff))
             .order_by(Row.sender, Row.nonce)
             .limit(CLAIM_LIMIT)
         )
         try:
             charges_fees = bool(w3.eth.get_block("latest").get("baseFeePerGas"))
-            for row in rows:
-                if _receipt(w3, row) is not None:
-                    continue  # the tracker records it
-                if charges_fees:
-                    _replace_with_higher_fees(w3, row)
-                    report.replaced += 1
-                _send(w3, row, report)
-                report.rebroadcast += 1
-                db.session.commit()
         except Exception as exc:
             if not _transient(exc):
                 raise
             db.session.rollback()
             raise TransientError(_describe(exc)) from exc
+        for row_id, status, tx_hash in _as_claimed(rows):
+            row = _relock(row_id, status, tx_hash)
+            if row is None:
+                continue
+            try:
+                if _receipt(w3, row) is not None:
+                    continue  # the tracker records it
+                if charges_fees and len(row.replaced_tx_hashes) < MAX_FEE_BUMPS:
+                    row = _replace_with_higher_fees(w3, row)
+                    if row is None:
+                        continue
+                    report.replaced += 1
+                if _send(w3, row, report):
+                    report.rebroadcast += 1
+                db.session.commit()
+            except Exception as exc:
+                if _transient(exc):
+                    db.session.rollback()
+                    raise TransientError(_describe(exc)) from exc
+                _set_aside([row_id], exc)
         db.session.commit()
         stuck = stuck_rows()
         for row in stuck:
@@ -285,13 +321,10 @@ def sign_queued(client: LedgerClient, report: OutboxReport) -> list[int] | None:
     group_ids = [row.id for row in group]
     try:
         signed = _sign_group(client, group, report)
-    except SignerUnavailable as exc:
-        log.error("cannot sign ledger writes %s: %s", group_ids, exc)
-        _back_off(group_ids, str(exc))
-        return []
     except Exception as exc:
         if not _transient(exc):
-            raise
+            _set_aside(group_ids, exc)  # the signer's rows wait; the other signers' go on
+            return []
         _back_off(group_ids, _describe(exc))
         raise TransientError(_describe(exc)) from exc
     db.session.commit()
@@ -318,6 +351,13 @@ def _sign_group(client: LedgerClient, group: list[Row], report: OutboxReport) ->
                     f"refused at its gas estimate: {exc.error or exc}")
             report.reverted += 1
             continue
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            # Not the contract's answer (say, insufficient funds for gas): the row may go later.
+            log.error("gas estimate of ledger write %s (%s) failed: %s", row.id, row.intent_key, _describe(exc))
+            _postpone(row, f"its gas estimate failed: {_describe(exc)}")
+            continue
         ready.append((row, {**call, **fees, "gas": gas, "chainId": chain_id}))
     if not ready:
         return []
@@ -337,7 +377,10 @@ def _sign_group(client: LedgerClient, group: list[Row], report: OutboxReport) ->
 def _lock_nonce(w3: Web3, chain_id: int, address: str) -> SenderNonce:
     """The sender's nonce row, locked until the commit; made from the node's pending count the
     first time. A count above the stored one (the key was used outside Anchorline) wins: those
-    nonces are taken on the chain already."""
+    nonces are taken on the chain already. A count below it is the outbox's rows signed but not
+    yet in the node's pool; if rows in flight do not hold every nonce in between, the chain lost
+    transactions the database records as mined (ChainBehind): re-aligning would hand out nonces
+    those rows hold, and signing on would leave a gap that never closes."""
     def locked() -> SenderNonce | None:
         return db.session.scalar(select(SenderNonce).where(SenderNonce.chain_id == chain_id,
                                                            SenderNonce.address == address).with_for_update())
@@ -353,6 +396,17 @@ def _lock_nonce(w3: Web3, chain_id: int, address: str) -> SenderNonce:
         nonces = locked()
         if nonces is None:
             raise RuntimeError(f"the nonce row of {address} on chain {chain_id} vanished while it was made")
+    if nonces.next_nonce > pending:
+        in_flight = db.session.scalar(
+            select(func.count()).select_from(Row).where(
+                Row.chain_id == chain_id, Row.sender == address, Row.nonce >= pending,
+                Row.nonce < nonces.next_nonce, or_(Row.status == Status.SIGNED, _awaiting_receipt())))
+        if in_flight < nonces.next_nonce - pending:
+            raise ChainBehind(
+                f"the chain's next nonce of {address} is {pending}, but the outbox has used nonces up to "
+                f"{nonces.next_nonce - 1} on chain {chain_id} and {nonces.next_nonce - pending - in_flight} of them "
+                "are in no pending transaction: the chain was reset or rolled back; nothing more is signed for "
+                "this address until the database and the chain agree again")
     nonces.next_nonce = max(nonces.next_nonce, pending)
     return nonces
 
@@ -371,23 +425,26 @@ def _broadcast(w3: Web3, row_ids: list[int], report: OutboxReport) -> None:
 
 
 def _send_each(w3: Web3, rows: list[Row], report: OutboxReport) -> None:
-    done: list[int] = []
-    try:
-        for row in rows:
+    """Broadcast the claimed rows one by one, each in a transaction of its own."""
+    claimed = _as_claimed(rows)
+    for position, (row_id, status, tx_hash) in enumerate(claimed):
+        row = _relock(row_id, status, tx_hash)
+        if row is None:
+            continue
+        try:
             _send(w3, row, report)
-            done.append(row.id)
-    except Exception as exc:
-        if not _transient(exc):
-            raise
-        db.session.commit()
-        _back_off([row.id for row in rows if row.id not in done], _describe(exc))
-        raise TransientError(_describe(exc)) from exc
-    db.session.commit()
+            db.session.commit()
+        except Exception as exc:
+            if not _transient(exc):
+                _set_aside([row_id], exc)
+                continue
+            _back_off([left for left, _, _ in claimed[position:]], _describe(exc))
+            raise TransientError(_describe(exc)) from exc
 
 
-def _send(w3: Web3, row: Row, report: OutboxReport) -> None:
+def _send(w3: Web3, row: Row, report: OutboxReport) -> bool:
     """Broadcast the row's stored bytes: it is SENT, or, when they can never be mined, FAILED
-    (with its nonce filled). Transient errors propagate."""
+    (with its nonce filled). Returns whether the node has them. Transient errors propagate."""
     try:
         w3.eth.send_raw_transaction(row.raw_tx)
     except Web3RPCError as exc:
@@ -398,14 +455,34 @@ def _send(w3: Web3, row: Row, report: OutboxReport) -> None:
             if _receipt(w3, row) is None:
                 _nonce_taken_elsewhere(row)
                 report.failed += 1
-                return
+                return False
         elif not any(phrase in said for phrase in _IN_POOL):
-            _fill_nonce(w3, row, said, report)
-            return
+            if _never_broadcast(row):
+                _fill_nonce(w3, row, said, report)
+            else:
+                _refused_again(row, said)
+            return False
     if row.status == Status.SIGNED:
         row.status = Status.SENT
         report.sent += 1
     row.sent_at = utcnow()
+    return True
+
+
+def _never_broadcast(row: Row) -> bool:
+    """No transaction of the row ever reached a node: only then does a refusal of its bytes
+    mean its nonce can never be used by it."""
+    return row.status == Status.SIGNED and row.sent_at is None and not row.replaced_tx_hashes
+
+
+def _refused_again(row: Row, reason: str) -> None:
+    """A node refused the row's bytes (or its fee bump) after an earlier broadcast of it was
+    taken: that one may still be mined, so the row is neither failed nor its nonce filled; it
+    waits, backing off (listed by `stuck_rows()` if it is never mined)."""
+    log.error("the node refused ledger write %s (%s, nonce %s of %s) again (%s); an earlier broadcast of it "
+              "may still be mined, so it waits", row.id, row.intent_key, row.nonce, row.sender, reason)
+    if row.status == Status.SENT:  # a FAILED row's error says why it failed
+        _postpone(row, f"the node refused a re-broadcast ({reason}); an earlier broadcast may still be mined")
 
 
 def _nonce_taken_elsewhere(row: Row) -> None:
@@ -422,14 +499,7 @@ def _fill_nonce(w3: Web3, row: Row, reason: str, report: OutboxReport) -> None:
     """The node refused the row's transaction for good: sign a zero-value transfer to the
     sender at the same nonce, store it (the row FAILED, its tx_hash the filler's), commit, and
     only then broadcast it, so later nonces are not blocked."""
-    db.session.refresh(row, with_for_update=True)
-    if row.status == Status.FAILED:
-        log.error("the nonce filler of ledger write %s was refused (%s): nonce %s of %s stays open",
-                  row.id, reason, row.nonce, row.sender)
-        return
-    if row.status not in (Status.SIGNED, Status.SENT):
-        return  # settled by another worker meanwhile
-    account = _signer_account(row, w3)
+    account = _same_signer(row, w3)
     old = _unsigned_fields(row.raw_tx, row.chain_id)
     filler = {"to": row.sender, "value": 0, "data": b"", "gas": TRANSFER_GAS, "nonce": row.nonce,
               "chainId": row.chain_id, **_bumped_fees(w3, old)}
@@ -448,16 +518,19 @@ def _fill_nonce(w3: Web3, row: Row, reason: str, report: OutboxReport) -> None:
         log.error("could not broadcast the nonce filler of ledger write %s: %s", row.id, _describe(exc))
 
 
-def _replace_with_higher_fees(w3: Web3, row: Row) -> None:
+def _replace_with_higher_fees(w3: Web3, row: Row) -> Row | None:
     """Re-sign the row's transaction at the same nonce with higher fees, and store it before it
-    is sent; the old hash may still be the one mined, so it is kept."""
-    account = _signer_account(row, w3)
+    is sent; the old hash may still be the one mined, so it is kept. Returns the row locked
+    again after that commit, or None if another pass took it meanwhile."""
+    account = _same_signer(row, w3)
     old = _unsigned_fields(row.raw_tx, row.chain_id)
     fee_keys = ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas")
     raw = transactions.sign(account, {**{k: v for k, v in old.items() if k not in fee_keys}, **_bumped_fees(w3, old)})
     row.replaced_tx_hashes = [*row.replaced_tx_hashes, row.tx_hash]
     row.raw_tx, row.tx_hash = _hex(raw), _hex(keccak(raw))
+    row_id, status, tx_hash = row.id, row.status, row.tx_hash
     db.session.commit()
+    return _relock(row_id, status, tx_hash)
 
 
 def _bumped_fees(w3: Web3, old: dict[str, Any]) -> dict[str, int]:
@@ -686,6 +759,16 @@ def _signer_account(row: Row, w3: Web3) -> LocalAccount:
     return account
 
 
+def _same_signer(row: Row, w3: Web3) -> LocalAccount:
+    """The key for a replacement or nonce filler of `row`: it must be the address that signed
+    the row, or it would be another account's transaction (at a nonce not its own)."""
+    account = _signer_account(row, w3)
+    if account.address != row.sender:
+        raise SignerUnavailable(f"ledger write {row.id} was signed by {row.sender}, but its signer's key is now "
+                                f"{account.address}: its nonce can only be replaced or filled with the old key")
+    return account
+
+
 def _operator_account(w3: Web3) -> LocalAccount:
     """OPERATOR_PRIVATE_KEY, else the deployer's key (backend.chain.connection)."""
     key = current_app.config.get("OPERATOR_PRIVATE_KEY")
@@ -742,6 +825,23 @@ def _claim(statement: Select[Any]) -> list[Row]:
     return list(db.session.scalars(statement.with_for_update(skip_locked=True, of=Row)))
 
 
+def _as_claimed(rows: list[Row]) -> list[tuple[int, ChainTransactionStatus, str | None]]:
+    """Id, status and tx hash of each claimed row, read before any commit expires them."""
+    return [(row.id, row.status, row.tx_hash) for row in rows]
+
+
+def _relock(row_id: int, status: ChainTransactionStatus, tx_hash: str | None) -> Row | None:
+    """Row `row_id` locked again for this transaction and read afresh, if no other worker holds
+    it and it still has the `status` and `tx_hash` this pass last saw; else None. Passes that
+    commit row by row lose the locks of their claim at the first commit (PostgreSQL), and a
+    second pass may have claimed, replaced or settled the row since."""
+    same_hash = Row.tx_hash.is_(None) if tx_hash is None else Row.tx_hash == tx_hash
+    return db.session.scalar(
+        select(Row).where(Row.id == row_id, Row.status == status, same_hash)
+        .with_for_update(skip_locked=True, of=Row)
+        .execution_options(populate_existing=True))
+
+
 def _due() -> ColumnElement[bool]:
     return or_(Row.next_attempt_at.is_(None), Row.next_attempt_at <= utcnow())
 
@@ -753,13 +853,28 @@ def _awaiting_receipt() -> ColumnElement[bool]:
 
 
 def _back_off(row_ids: list[int], reason: str) -> None:
-    """The rows wait 2 ** attempts seconds before they are tried again (nothing else changes)."""
+    """What this transaction did is rolled back, and the rows wait 2 ** attempts seconds before
+    they are tried again (nothing else changes)."""
     db.session.rollback()
     for row in db.session.scalars(select(Row).where(Row.id.in_(row_ids))):
-        row.attempts += 1
-        row.next_attempt_at = utcnow() + timedelta(seconds=min(2 ** row.attempts, MAX_ROW_BACKOFF_SECONDS))
-        row.error = reason
+        _postpone(row, reason)
     db.session.commit()
+
+
+def _postpone(row: Row, reason: str) -> None:
+    """The row waits 2 ** attempts seconds (at most MAX_ROW_BACKOFF_SECONDS), `reason` its error."""
+    row.attempts += 1
+    row.next_attempt_at = utcnow() + timedelta(seconds=min(2 ** row.attempts, MAX_ROW_BACKOFF_SECONDS))
+    row.error = reason
+
+
+def _set_aside(row_ids: list[int], exc: Exception) -> None:
+    """An error that is neither transient nor the ledger's answer to the rows (a key that cannot
+    be had, a chain behind the database, a bug): it is logged and stored on the rows, which wait
+    as after a transient one, and the pass goes on with the others."""
+    reason = str(exc) if isinstance(exc, (SignerUnavailable, ChainBehind)) else _describe(exc)
+    log.error("ledger writes %s wait: %s", row_ids, reason, exc_info=None if isinstance(exc, _EXPLAINED) else exc)
+    _back_off(row_ids, reason)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -778,10 +893,13 @@ def _said(exc: Exception) -> str:
 
 
 def _describe(exc: Exception) -> str:
-    """An error for logs and the row: requests' messages quote the node's URL, which may carry
-    credentials, so for those only the kind of failure is given."""
+    """An error for the row (which the API and the `transaction.reverted` webhook show) and the
+    log: requests' messages quote the node's URL, which may carry credentials, and SQLAlchemy's
+    quote the SQL with its bound values, so for those only the kind of failure is given."""
     if isinstance(exc, requests.RequestException):
         return f"the ledger node could not be reached ({type(exc).__name__})"
+    if isinstance(exc, SQLAlchemyError):
+        return f"{type(exc).__name__}: a database error"
     return f"{type(exc).__name__}: {exc}"
 
 
