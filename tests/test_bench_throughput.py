@@ -38,5 +38,7 @@ def test_the_benchmark_measures_every_figure_through_the_stack_and_prints_one_js
     assert result["end_to_end_invoices"] == 40 and result["baseline_invoices"] == 5
     assert result["single_samples"] == result["time_to_fund_samples"] == 2
     assert result["single_p50_s"] <= result["single_p95_s"]
-    assert result["ratio"] == pytest.approx(result["end_to_end_invoices_per_s"] / result["baseline_invoices_per_s"],
-                                            rel=0.01)
+    # The rates are printed to one decimal, too coarse for a few invoices; the seconds are not.
+    end_to_end_rate = result["end_to_end_invoices"] / result["end_to_end_seconds"]
+    baseline_rate = result["baseline_invoices"] / result["baseline_seconds"]
+    assert result["ratio"] == pytest.approx(end_to_end_rate / baseline_rate, rel=0.02)

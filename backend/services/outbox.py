@@ -91,7 +91,12 @@ def next_attempt_key(intent: str, *, one_at_a_time: bool = False) -> str:
     queued so far. With `one_at_a_time` it is a duplicate while an earlier attempt is in flight;
     once each has been answered and indexed, the write may be queued again (a reverted one
     must be, to be done at all)."""
-    attempts = ChainTransaction.intent_key.startswith(f"{intent}:", autoescape=True)
-    if one_at_a_time and in_flight(attempts):
+    # One statement, so the count and the in-flight check see the same rows: two callers at
+    # once either both pick the same next key (and the unique intent key refuses one) or the
+    # later one sees the earlier one's row in flight.
+    earlier = db.session.execute(
+        select(in_flight_clause()).where(ChainTransaction.intent_key.startswith(f"{intent}:", autoescape=True))
+    ).scalars().all()
+    if one_at_a_time and any(earlier):
         raise Duplicate(f"{intent} is already queued")
-    return f"{intent}:{db.session.scalar(select(func.count(ChainTransaction.id)).where(attempts)) + 1}"
+    return f"{intent}:{len(earlier) + 1}"
