@@ -8,7 +8,13 @@ STAMP_NPM := node_modules/.installed
 
 .PHONY: install run test bench clean constraints
 
-install: $(STAMP_PY) $(STAMP_NPM)
+# The portal's message catalogues, compiled from their committed .po sources.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard backend/portal/translations/*/LC_MESSAGES/messages.po))
+
+install: $(STAMP_PY) $(STAMP_NPM) $(MO_FILES)
+
+%.mo: %.po $(STAMP_PY)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
 
 $(STAMP_PY): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -20,6 +20,7 @@ from backend import paths
 from backend.api import register_api
 from backend.config import load_config
 from backend.extensions import db, limiter, migrate
+from backend.portal import register_portal
 from workers.celery_app import init_celery
 from workers.monitoring import StackCollector
 
@@ -40,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     limiter.init_app(app)  # first: its check runs before the API's own request hooks
     register_api(app)
+    register_portal(app)
     init_celery(app)
 
     app.add_url_rule("/healthz", view_func=healthz)

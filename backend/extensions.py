@@ -7,11 +7,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
@@ -41,6 +44,10 @@ db = SQLAlchemy(model_class=Model)
 migrate = Migrate()
 limiter = Limiter(key_func=get_remote_address)
 api = Api()
+# The portal's (backend/portal): who is signed in, CSRF tokens on its forms, its languages.
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
 
 
 @event.listens_for(Engine, "connect")

@@ -9,7 +9,7 @@ import pytest
 from backend.extensions import db
 from backend.models import ApiKey, AuditLog, Role, User
 from backend.security.api_keys import parse_token, secret_matches
-from backend.security.passwords import verify_password
+from backend.security.passwords import hash_password, verify_password
 from backend.services import accounts
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound, PermissionDenied
@@ -74,6 +74,53 @@ def test_only_the_operator_creates_users(db_session, role):
         accounts.create_user(participant, participant.organisation, email="x@example.com", display_name="X",
                              password=PASSWORD)
     assert count(AuditLog) == 0
+
+
+# ---------------------------------------------------------------- passwords
+
+
+def test_a_user_changes_their_own_password_once_they_give_the_current_one(operator, supplier):
+    supplier.user.password_hash = hash_password(PASSWORD)
+    db.session.commit()  # a refused change rolls back what is not committed
+    new_password = "another long passphrase"
+
+    with pytest.raises(InvalidInput) as refusal:
+        accounts.change_password(supplier, current_password="wrong", new_password=new_password)
+    assert set(refusal.value.errors) == {"current_password"}
+    accounts.change_password(supplier, current_password=PASSWORD, new_password=new_password)
+
+    assert verify_password(db.session.get(User, supplier.user.id).password_hash, new_password)
+    entry = last_audit_entry()
+    assert (entry.action, entry.subject_id, entry.before, entry.after) == (
+        "user.change_password", str(supplier.user.id), None, None)
+
+
+def test_an_api_key_has_no_password_to_change(db_session):
+    machine = factories.actor(factories.organisation(Role.SUPPLIER), scopes=("read", "write"))
+    with pytest.raises(PermissionDenied):
+        accounts.change_password(machine, current_password=PASSWORD, new_password="another long passphrase")
+
+
+def test_the_operator_resets_a_password_to_a_temporary_one_shown_once(operator, supplier):
+    user, temporary = accounts.reset_password(operator, supplier.user.id)
+
+    assert user.id == supplier.user.id and len(temporary) >= 20
+    assert verify_password(db.session.get(User, user.id).password_hash, temporary)
+    entry = last_audit_entry()
+    assert (entry.action, entry.subject_id) == ("user.reset_password", str(user.id))
+    assert temporary not in json.dumps(entry.after)
+
+
+def test_only_the_operator_resets_passwords_and_only_of_users_that_exist(operator, supplier):
+    other = factories.user(supplier.organisation)
+    db.session.commit()
+    with pytest.raises(PermissionDenied):
+        accounts.reset_password(supplier, other.id)
+    with pytest.raises(NotFound):
+        accounts.reset_password(operator, other.id + 1000)
+    with pytest.raises(PermissionDenied):
+        accounts.users_for_password_reset(supplier)
+    assert supplier.user in db.session.scalars(accounts.users_for_password_reset(operator)).all()
 
 
 # ---------------------------------------------------------------- API keys

@@ -7,6 +7,7 @@ the token is handed back once, when the key is issued, and appears in no audit e
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +16,16 @@ from sqlalchemy import Select, select
 from backend.extensions import db
 from backend.models import ApiKey, Organisation, Role, User, utcnow
 from backend.security.api_keys import Scope, UnknownScope, generate_api_key, hash_secret, validate_scopes
-from backend.security.passwords import WeakPassword, check_password_policy, hash_password
+from backend.security.passwords import (
+    CorruptPasswordHash,
+    WeakPassword,
+    check_password_policy,
+    hash_password,
+    verify_password,
+)
 from backend.services import audit
 from backend.services.actors import Actor
-from backend.services.errors import Duplicate, InvalidInput, InvalidState, PermissionDenied
+from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound, PermissionDenied
 from backend.services.permissions import ALL_ROLES, Action, authorize, get_authorized
 from backend.services.transaction import atomic
 
@@ -64,6 +71,60 @@ def create_user(actor: Actor, organisation: Organisation, *, email: str, display
     # where they can be corrected or erased, which an append-only log cannot do.
     audit.record(actor, Action.CREATE_USER, "user", user.id, after={"organisation_id": organisation.id})
     return user
+
+
+@atomic
+def change_password(actor: Actor, *, current_password: str, new_password: str) -> User:
+    """The signed-in user's own new password, once they have given their current one."""
+    user = actor.user
+    if user is None:
+        raise PermissionDenied("only a signed-in person changes their password; an API key has none")
+    errors: dict[str, list[str]] = {}
+    try:
+        current_matches = verify_password(user.password_hash, current_password or "")
+    except CorruptPasswordHash:
+        current_matches = False
+    if not current_matches:
+        errors["current_password"] = ["this is not your current password"]
+    try:
+        check_password_policy(new_password or "")
+    except WeakPassword as exc:
+        errors["new_password"] = [str(exc)]
+    else:
+        if current_matches and new_password == current_password:
+            errors["new_password"] = ["choose a password other than the current one"]
+    if errors:
+        raise InvalidInput("the password was not changed", errors=errors)
+    user.password_hash = hash_password(new_password)
+    # That it happened, never anything of the password.
+    audit.record(actor, "user.change_password", "user", user.id)
+    return user
+
+
+# A temporary password: 16 random bytes, 22 URL-safe characters, well above the policy's minimum.
+TEMPORARY_PASSWORD_BYTES = 16
+
+
+@atomic
+def reset_password(actor: Actor, user_id: int) -> tuple[User, str]:
+    """A new random password for the user `user_id` of any organisation, set by the operator's
+    staff for someone who lost theirs; returned this once (to be handed over and then changed),
+    stored only as its hash."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        authorize(actor, Action.RESET_PASSWORD)
+        raise NotFound("no such user")
+    authorize(actor, Action.RESET_PASSWORD, user.organisation)
+    temporary = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+    user.password_hash = hash_password(temporary)
+    audit.record(actor, Action.RESET_PASSWORD, "user", user.id, after={"organisation_id": user.organisation_id})
+    return user, temporary
+
+
+def users_for_password_reset(actor: Actor) -> Select[tuple[User]]:
+    """Every organisation's users, for the operator's staff choosing whose password to reset."""
+    authorize(actor, Action.RESET_PASSWORD)
+    return select(User).join(User.organisation).order_by(Organisation.name, User.email)
 
 
 # ---------------------------------------------------------------- API keys

@@ -77,6 +77,7 @@ class Action(enum.StrEnum):
     SUSPEND_ORGANISATION = "organisation.suspend"
     REINSTATE_ORGANISATION = "organisation.reinstate"
     CREATE_USER = "user.create"
+    RESET_PASSWORD = "user.reset_password"
     MINT_TOKENS = "token.mint"
     BURN_TOKENS = "token.burn"
     VIEW_TOKEN_OPERATION = "token.view"
@@ -136,6 +137,8 @@ RULES: dict[Action, Rule] = {
     Action.SUSPEND_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.REINSTATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.CREATE_USER: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    # The operator's staff set a temporary password for a user of any organisation who lost theirs.
+    Action.RESET_PASSWORD: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.MINT_TOKENS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.BURN_TOKENS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     # Participants see the mints and burns for their own account (visible_token_operations).

@@ -1,0 +1,65 @@
+"""What every portal blueprint shares: the security headers, the base layout's context (the
+navigation of the user's roles, the language switch, the sign-out button) and HTML error pages
+in the user's language (the API answers problem documents instead).
+
+`setup(blueprint)` is called once, where the blueprint is made: Flask refuses changes to a
+blueprint once it is registered, and every application (the tests make many) registers the same
+blueprint objects.
+"""
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask import Blueprint, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+
+from backend.portal import security
+from backend.models import Role
+from backend.portal.dashboards import INVOICE_STATUS_LABELS, KYC_STATUS_LABELS, dashboards_of
+from backend.portal.forms import ConfirmForm, LanguageForm
+from backend.security.passwords import MIN_PASSWORD_LENGTH
+from backend.services.errors import NotFound, PermissionDenied, ServiceError
+
+# A service's refusal as the status of the error page that shows it (anything else: 400).
+SERVICE_ERROR_STATUS: dict[type[ServiceError], int] = {NotFound: 404, PermissionDenied: 403}
+
+
+def setup(blueprint: Blueprint) -> None:
+    security.protect(blueprint)
+    blueprint.context_processor(page_context)
+    blueprint.register_error_handler(HTTPException, error_page)
+    blueprint.register_error_handler(ServiceError, error_page)
+
+
+def page_context() -> dict[str, Any]:
+    navigation = []
+    if current_user.is_authenticated:
+        navigation = [(name, board.title) for name, board in dashboards_of(current_user.actor)]
+    locale = get_locale()
+    return {
+        "navigation": navigation,
+        "current_locale": str(locale),
+        "current_locale_tag": locale.language if locale.script is None else f"{locale.language}-{locale.script}",
+        "operator_role": Role.OPERATOR,
+        "invoice_status_labels": INVOICE_STATUS_LABELS,
+        "kyc_status_labels": KYC_STATUS_LABELS,
+        "min_password_length": MIN_PASSWORD_LENGTH,
+        "language_form": LanguageForm(formdata=None, language=str(locale), next=request.full_path.rstrip("?")),
+        "sign_out_form": ConfirmForm(formdata=None),
+    }
+
+
+def error_page(error: HTTPException | ServiceError) -> ResponseReturnValue:
+    if isinstance(error, ServiceError):
+        status = next((code for kind, code in SERVICE_ERROR_STATUS.items() if isinstance(error, kind)), 400)
+        detail = error.detail
+    else:
+        status = error.code or 500
+        detail = None
+    # Flask-Limiter adds Retry-After to a 429 itself (RATELIMIT_HEADERS_ENABLED).
+    return render_template("portal/error.html", status=status, phrase=HTTPStatus(status).phrase,
+                           detail=detail), status
