@@ -45,6 +45,8 @@ def page_context() -> dict[str, Any]:
         "current_locale": str(locale),
         "current_locale_tag": locale.language if locale.script is None else f"{locale.language}-{locale.script}",
         "operator_role": Role.OPERATOR,
+        "supplier_role": Role.SUPPLIER,
+        "buyer_role": Role.BUYER,
         "invoice_status_labels": INVOICE_STATUS_LABELS,
         "kyc_status_labels": KYC_STATUS_LABELS,
         "min_password_length": MIN_PASSWORD_LENGTH,

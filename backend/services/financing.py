@@ -235,6 +235,45 @@ def get_financing_request(actor: Actor, request_id: int) -> FinancingRequest:
     return get_authorized(actor, Action.VIEW_FINANCING_REQUEST, FinancingRequest, request_id)
 
 
+@dataclass(frozen=True)
+class OfferTerms:
+    """An offer as a seller compares it: the advance it pays now, the discount it keeps (what it
+    collects at maturity, the receivable's outstanding amount, less the advance) and the
+    implied annualised rate of that discount, in percent:
+
+        rate = discount / advance × 365 / days, days = from today (UTC) to the due date
+
+    a simple (not compounded) rate on a 365-day year; None when the receivable is due today or
+    earlier, where no yearly rate means anything."""
+
+    offer: Offer
+    advance_minor: int
+    discount_minor: int
+    days_to_maturity: int
+    annualised_rate_percent: Decimal | None
+
+
+def offer_terms(offer: Offer, today: date) -> OfferTerms:
+    invoice = offer.financing_request.invoice
+    discount = outstanding_minor(invoice) - offer.advance_minor
+    days = (invoice.due_date - today).days
+    rate = None
+    if days > 0 and offer.advance_minor > 0:
+        rate = (Decimal(discount) / Decimal(offer.advance_minor) * 365 / days * 100).quantize(Decimal("0.01"))
+    return OfferTerms(offer, offer.advance_minor, discount, days, rate)
+
+
+@atomic
+def compare_offers(actor: Actor, request_id: int) -> list[OfferTerms]:
+    """The open offers on a financing request the actor may see (a seller all of them, a
+    financier its own), the largest advance first, each with its terms (OfferTerms)."""
+    request = get_financing_request(actor, request_id)
+    open_offers = db.session.scalars(offers(actor, financing_request_id=request.id, status=OfferStatus.OPEN)).all()
+    today = ledger_now().date()
+    return sorted((offer_terms(offer, today) for offer in open_offers),
+                  key=lambda terms: (-terms.advance_minor, terms.offer.id))
+
+
 # ---------------------------------------------------------------- offers
 
 

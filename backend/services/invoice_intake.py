@@ -194,6 +194,17 @@ def register_ubl_invoice(actor: Actor, xml: bytes, *, filename: str | None = Non
                             upload=_Upload(xml, UBL_MEDIA_TYPE, filename))
 
 
+def read_ubl_terms(actor: Actor, xml: bytes) -> InvoiceDraft:
+    """The terms a UBL 2.1 invoice states, read without registering anything: the portal fills
+    its upload form with them, for the supplier to check beside the invoice's PDF."""
+    authorize(actor, Action.REGISTER_INVOICE)
+    try:
+        return parse_ubl_invoice(xml, max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+    except IntakeError as exc:
+        raise InvalidInput(f"not a UBL 2.1 invoice Anchorline can read: {exc.detail}",
+                           errors={"ubl": [exc.detail]}) from None
+
+
 @atomic
 def register_csv_invoices(actor: Actor, data: bytes, *, mode: CsvMode) -> CsvRegistration:
     """Registers the invoices of a bulk CSV file (format: `backend.intake.csv_bulk`).
@@ -527,6 +538,16 @@ def _hex(data: bytes) -> str:
 def _batches(invoices: list[Invoice]) -> Iterator[list[Invoice]]:
     for start in range(0, len(invoices), REGISTER_BATCH_SIZE):
         yield invoices[start:start + REGISTER_BATCH_SIZE]
+
+
+def row_errors_of(refusal: InvalidInput) -> list[RowError]:
+    """A refused CSV upload's row errors, back from its field errors (`_row_error_map`), by row."""
+    found = []
+    for field, reasons in refusal.errors.items():
+        parts = field.split(".", 2)
+        if parts[0] == "rows" and len(parts) > 1 and parts[1].isdigit():
+            found.extend(RowError(int(parts[1]), parts[2] if len(parts) == 3 else None, reason) for reason in reasons)
+    return sorted(found, key=lambda error: error.row)
 
 
 def _row_error_map(errors: list[RowError]) -> dict[str, list[str]]:

@@ -54,6 +54,10 @@ MIN_SPLIT_PARTS, MAX_SPLIT_PARTS = 2, 100
 # The subject of a CSV upload's registerBatch outbox rows (the subject id is the first invoice's).
 BATCH_SUBJECT = "invoice-batch"
 MAX_DISPUTE_NOTE_LENGTH = 2000
+# The ledger functions that move a receivable: registered, confirmed or disputed, cancelled,
+# split, transferred, financed (an accepted offer, a funded request), repaid, marked late.
+TIMELINE_FUNCTIONS = ("register", "confirm", "dispute", "cancel", "split", "transferFrom", "acceptOffer",
+                      "fundRequest", "repay", "markOverdue", "markDefaulted")
 
 
 class DisputeReason(enum.StrEnum):
@@ -189,6 +193,20 @@ def invoice_document(actor: Actor, invoice_id: int) -> tuple[Document, bytes]:
     if invoice.document is None:
         raise NotFound("this invoice has no document")
     return invoice.document, document_store().read(invoice.document.sha256)
+
+
+@atomic
+def ledger_history(actor: Actor, invoice_id: int) -> list[ChainTransaction]:
+    """The invoice's timeline: the ledger writes that moved its receivable (TIMELINE_FUNCTIONS),
+    whoever signed them, oldest first, each with its transaction hash and block once sent and
+    mined. Anyone who may see the invoice may see how it came to be; the financing talk that
+    did not move it (requests, offers, withdrawals) stays with the parties to it."""
+    invoice = get_authorized(actor, Action.VIEW_INVOICE, Invoice, invoice_id)
+    return list(db.session.scalars(
+        select(ChainTransaction)
+        .where(ChainTransaction.invoice_id == invoice.id, ChainTransaction.function.in_(TIMELINE_FUNCTIONS))
+        .order_by(ChainTransaction.created_at, ChainTransaction.id)
+    ))
 
 
 def pending_actions(invoice: Invoice) -> list[ChainTransaction]:

@@ -1,0 +1,425 @@
+"""The supplier's invoices and the buyer's payables (issue 5 §2 and §3). The supplier: its
+invoice list, each invoice's page with its ledger timeline, one invoice from its PDF (the form
+filled in from a UBL e-invoice when one is given), a bulk CSV with its per-row error report, a
+financing request, the offers side by side and accepting one, and splitting a receivable for
+its own suppliers. The buyer: its inbox of registered invoices, confirmed or disputed one by
+one (on the invoice's page) or together, and repaying confirmed payables in full or in part.
+
+Every read and write goes through backend/services (invoices, invoice_intake, financing,
+servicing), as the API's do: a page of another organisation's invoice is a 404, a confirmation
+by anyone but its buyer a 403. See docs/portal.md ("Pages").
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import LazyString
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+from wtforms import SelectChoice
+
+from backend.extensions import db
+from backend.intake import RowError
+from backend.models import ChainTransactionStatus, FinancingRequestStatus, Invoice, InvoiceStatus, Role
+from backend.money import from_minor_units
+from backend.portal import layout
+from backend.portal.auth import current_actor, show_service_errors
+from backend.portal.dashboards import INVOICE_STATUS_LABELS
+from backend.portal.forms import (
+    AcceptOfferForm,
+    ConfirmForm,
+    CsvUploadForm,
+    DisputeForm,
+    FinancingRequestForm,
+    InvoiceFilterForm,
+    InvoiceUploadForm,
+    PayablesForm,
+    RepaymentForm,
+    SplitForm,
+    UblPrefillForm,
+)
+from backend.services import financing, invoice_intake, invoices, servicing
+from backend.services.errors import Duplicate, InvalidInput, ServiceError
+from backend.services.financing import outstanding_minor
+from backend.services.invoice_intake import CsvMode
+from backend.services.ledger import settlement_currency
+
+blp = Blueprint("invoice_pages", __name__)
+layout.setup(blp)
+
+PAGE_SIZE = 25
+# How the timeline names each ledger write (invoices.TIMELINE_FUNCTIONS) and its way to the chain.
+LEDGER_STEP_LABELS: dict[str, LazyString] = {
+    "register": _l("Registered"),
+    "confirm": _l("Confirmed by the buyer"),
+    "dispute": _l("Disputed by the buyer"),
+    "cancel": _l("Withdrawn by the supplier"),
+    "split": _l("Split"),
+    "transferFrom": _l("Transferred"),
+    "acceptOffer": _l("Financed (offer accepted)"),
+    "fundRequest": _l("Financed (request funded)"),
+    "repay": _l("Repayment"),
+    "markOverdue": _l("Marked overdue"),
+    "markDefaulted": _l("Marked defaulted"),
+}
+FINANCING_REQUEST_STATUS_LABELS: dict[FinancingRequestStatus, LazyString] = {
+    FinancingRequestStatus.PENDING: _l("Awaiting the ledger"),
+    FinancingRequestStatus.OPEN: _l("Open to offers"),
+    FinancingRequestStatus.FUNDED: _l("Funded"),
+    FinancingRequestStatus.CANCELLED: _l("Cancelled"),
+    FinancingRequestStatus.EXPIRED: _l("Expired"),
+    FinancingRequestStatus.UNWOUND: _l("Unwound"),
+}
+TRANSACTION_STATUS_LABELS: dict[ChainTransactionStatus, LazyString] = {
+    ChainTransactionStatus.QUEUED: _l("Queued"),
+    ChainTransactionStatus.SIGNED: _l("Signed"),
+    ChainTransactionStatus.SENT: _l("Sent"),
+    ChainTransactionStatus.MINED: _l("Mined"),
+    ChainTransactionStatus.REVERTED: _l("Refused by the ledger"),
+    ChainTransactionStatus.FAILED: _l("Could not be sent"),
+    ChainTransactionStatus.BATCHED: _l("Sent in a batch"),
+}
+# The statuses the buyer still has to answer: a disputed invoice may be confirmed once settled.
+AWAITING_DECISION = (InvoiceStatus.REGISTERED,)
+
+
+def require_role(role: Role) -> None:
+    """These pages are a role's: anyone else is told they do not exist."""
+    if not current_actor().has_any(role):
+        abort(404)
+
+
+@blp.route("/invoices")
+@login_required
+def invoice_list() -> ResponseReturnValue:
+    """The supplier's invoices, newest first, by status, a page at a time."""
+    require_role(Role.SUPPLIER)
+    form = InvoiceFilterForm(formdata=request.args)
+    form.status.choices = [SelectChoice("", _("Every status")),
+                           *(SelectChoice(str(status), label) for status, label in INVOICE_STATUS_LABELS.items())]
+    page_number = form.page.data if form.validate() and form.page.data else 1
+    statement = invoices.invoice_query(current_actor(), status=form.chosen_status(),
+                                       perspective=invoices.Perspective.SUPPLIER)
+    page = db.paginate(statement.order_by(Invoice.created_at.desc(), Invoice.id.desc()), page=page_number,
+                       per_page=PAGE_SIZE, error_out=False)
+    return render_template("portal/invoices.html", form=form, page=page, status=form.status.data or "")
+
+
+@blp.route("/invoices/<int:invoice_id>")
+@login_required
+def invoice_page(invoice_id: int) -> ResponseReturnValue:
+    """One invoice, its ledger timeline, and the buyer's answer while it awaits one."""
+    return render_invoice(invoice_id)
+
+
+def render_invoice(invoice_id: int, dispute_form: DisputeForm | None = None,
+                   repayment_form: RepaymentForm | None = None, financing_form: FinancingRequestForm | None = None,
+                   split_form: SplitForm | None = None, status: int = 200) -> ResponseReturnValue:
+    """The invoice's page; the buyer's answer forms while it awaits one, its repayment form
+    once confirmed and not yet repaid in full; for the holder, its financing requests and the
+    form to ask for one."""
+    actor = current_actor()
+    invoice = invoices.get_invoice(actor, invoice_id)
+    is_buyer = invoice.buyer_id == actor.organisation.id
+    is_holder = invoice.holder_id == actor.organisation.id
+    outstanding = outstanding_minor(invoice)
+    return render_template("portal/invoice.html", invoice=invoice,
+                           financing_requests=[request_ for request_ in invoice.financing_requests
+                                               if request_.seller_id == actor.organisation.id],
+                           financeable=is_holder and invoice.status == InvoiceStatus.CONFIRMED
+                           and actor.has_any(Role.SUPPLIER),
+                           financing_form=financing_form or FinancingRequestForm(formdata=None),
+                           split_form=split_form or SplitForm(formdata=None),
+                           history=invoices.ledger_history(actor, invoice_id),
+                           awaits_decision=is_buyer and invoice.status in AWAITING_DECISION,
+                           repayable=is_buyer and invoice.status == InvoiceStatus.CONFIRMED and outstanding > 0,
+                           outstanding_minor=outstanding,
+                           confirm_form=ConfirmForm(), dispute_form=dispute_form or DisputeForm(),
+                           repayment_form=repayment_form or RepaymentForm(
+                               amount=str(from_minor_units(outstanding, invoice.currency))),
+                           ledger_step_labels=LEDGER_STEP_LABELS,
+                           financing_request_status_labels=FINANCING_REQUEST_STATUS_LABELS,
+                           transaction_status_labels=TRANSACTION_STATUS_LABELS), status
+
+
+@blp.route("/invoices/<int:invoice_id>/confirm", methods=["POST"])
+@login_required
+def confirm_invoice(invoice_id: int) -> ResponseReturnValue:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    invoices.confirm_invoice(current_actor(), invoice_id)
+    flash(_("The confirmation is on its way to the ledger."), "success")
+    return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+
+
+@blp.route("/invoices/<int:invoice_id>/dispute", methods=["POST"])
+@login_required
+def dispute_invoice(invoice_id: int) -> ResponseReturnValue:
+    actor = current_actor()
+    form = DisputeForm()
+    if form.validate_on_submit():
+        try:
+            invoices.dispute_invoice(actor, invoice_id, invoices.DisputeReason(form.reason.data), form.note.data)
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        else:
+            flash(_("The dispute is on its way to the ledger."), "success")
+            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return render_invoice(invoice_id, dispute_form=form, status=400)
+
+
+@blp.route("/invoices/<int:invoice_id>/repay", methods=["POST"])
+@login_required
+def repay_invoice(invoice_id: int) -> ResponseReturnValue:
+    """The buyer pays the holder in full or in part (servicing.repay)."""
+    form = RepaymentForm()
+    if form.validate_on_submit():
+        invoice = invoices.get_invoice(current_actor(), invoice_id)
+        try:
+            servicing.repay(current_actor(), invoice_id, amount=form.amount.data.strip(), currency=invoice.currency)
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        else:
+            flash(_("The repayment is on its way to the ledger."), "success")
+            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return render_invoice(invoice_id, repayment_form=form, status=400)
+
+
+@blp.route("/payables", methods=["GET", "POST"])
+@login_required
+def payables() -> ResponseReturnValue:
+    """The buyer's inbox: registered invoices awaiting its answer, soonest due first, with who
+    holds each one now; the ticked ones are confirmed, or disputed for one reason, together."""
+    require_role(Role.BUYER)
+    actor = current_actor()
+    page_number = request.args.get("page", 1, type=int)
+    statement = invoices.invoice_query(actor, status=InvoiceStatus.REGISTERED, perspective=invoices.Perspective.BUYER)
+    page = db.paginate(statement.order_by(Invoice.due_date, Invoice.id), page=max(page_number, 1),
+                       per_page=PAGE_SIZE, error_out=False)
+    form = PayablesForm()
+    form.invoices.choices = [SelectChoice(invoice.id, invoice.invoice_number or str(invoice.id)) for invoice in page.items]
+    status = 200
+    if form.validate_on_submit():
+        decide(form)
+        return redirect(url_for("invoice_pages.payables", page=page_number))
+    if form.is_submitted():
+        status = 400
+    return render_template("portal/payables.html", form=form, page=page), status
+
+
+@blp.route("/payables/confirmed")
+@login_required
+def confirmed_payables() -> ResponseReturnValue:
+    """The buyer's confirmed payables, soonest due first: what it still owes, and to whom (the
+    receivable's holder now, whom the ledger pays)."""
+    require_role(Role.BUYER)
+    page_number = request.args.get("page", 1, type=int)
+    statement = invoices.invoice_query(current_actor(), status=InvoiceStatus.CONFIRMED,
+                                       perspective=invoices.Perspective.BUYER)
+    page = db.paginate(statement.order_by(Invoice.due_date, Invoice.id), page=max(page_number, 1),
+                       per_page=PAGE_SIZE, error_out=False)
+    return render_template("portal/payables_confirmed.html", page=page)
+
+
+def decide(form: PayablesForm) -> None:
+    """Confirms or disputes each ticked invoice on its own: one refused (answered meanwhile,
+    say) leaves the others done, and is named in a message."""
+    actor = current_actor()
+    names = {choice.value: choice.label for choice in form.invoices.choices}
+    done = 0
+    for invoice_id in form.invoices.data:
+        try:
+            if form.dispute.data:
+                invoices.dispute_invoice(actor, invoice_id, invoices.DisputeReason(form.reason.data), form.note.data)
+            else:
+                invoices.confirm_invoice(actor, invoice_id)
+        except ServiceError as refusal:
+            flash(_("Invoice %(number)s: %(reason)s", number=names[invoice_id], reason=refusal.detail), "error")
+        else:
+            done += 1
+    if form.dispute.data:
+        flash(_("Disputes on their way to the ledger: %(count)d.", count=done), "success")
+    else:
+        flash(_("Confirmations on their way to the ledger: %(count)d.", count=done), "success")
+
+
+# ---------------------------------------------------------------- the supplier's uploads
+
+
+@blp.route("/invoices/new", methods=["GET", "POST"])
+@login_required
+def upload_invoice() -> ResponseReturnValue:
+    """One invoice: its PDF and its terms, registered on the ledger (invoice_intake)."""
+    require_role(Role.SUPPLIER)
+    form = InvoiceUploadForm()
+    if not form.is_submitted():
+        form.currency.data = settlement_currency()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            invoice = invoice_intake.register_pdf_invoice(
+                current_actor(), form.file.data.read(), filename=form.file.data.filename,
+                invoice_number=form.invoice_number.data, buyer=form.buyer.data.strip(), amount=form.amount.data.strip(),
+                currency=form.currency.data, issue_date=form.issue_date.data, due_date=form.due_date.data)
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        except Duplicate as refusal:
+            form.invoice_number.errors = [*form.invoice_number.errors, refusal.detail]
+        else:
+            flash(_("The invoice is on its way to the ledger."), "success")
+            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice.id))
+    if form.is_submitted():
+        status = 400
+    return render_template("portal/upload_invoice.html", form=form, prefill_form=UblPrefillForm()), status
+
+
+@blp.route("/invoices/new/from-ubl", methods=["POST"])
+@login_required
+def prefill_from_ubl() -> ResponseReturnValue:
+    """The upload form filled in with a UBL e-invoice's terms; nothing is registered yet."""
+    require_role(Role.SUPPLIER)
+    prefill_form = UblPrefillForm()
+    form = InvoiceUploadForm(formdata=None, currency=settlement_currency())
+    if prefill_form.validate_on_submit():
+        try:
+            draft = invoice_intake.read_ubl_terms(current_actor(), prefill_form.ubl.data.read())
+        except InvalidInput as refusal:
+            show_service_errors(prefill_form, refusal)
+        else:
+            form = InvoiceUploadForm(
+                formdata=None, invoice_number=draft.invoice_number, buyer=draft.buyer.identifier or draft.buyer.address,
+                amount=str(from_minor_units(draft.amount_minor, draft.currency)), currency=draft.currency,
+                issue_date=draft.issue_date, due_date=draft.due_date)
+            flash(_("The form is filled in from the e-invoice: check it, add the invoice's PDF and register it."),
+                  "info")
+            return render_template("portal/upload_invoice.html", form=form, prefill_form=prefill_form)
+    return render_template("portal/upload_invoice.html", form=form, prefill_form=prefill_form), 400
+
+
+@blp.route("/invoices/upload-csv", methods=["GET", "POST"])
+@login_required
+def upload_csv() -> ResponseReturnValue:
+    """Many invoices from a CSV file, registered in batches; each bad row's problems listed."""
+    require_role(Role.SUPPLIER)
+    form = CsvUploadForm()
+    registered: list[Invoice] = []
+    row_errors: list[RowError] = []
+    status = 200
+    if form.validate_on_submit():
+        try:
+            result = invoice_intake.register_csv_invoices(current_actor(), form.file.data.read(),
+                                                          mode=CsvMode(form.mode.data))
+        except InvalidInput as refusal:
+            row_errors = invoice_intake.row_errors_of(refusal)
+            if not row_errors:
+                show_service_errors(form, refusal)
+            status = 400
+        else:
+            registered, row_errors = result.invoices, result.errors
+            flash(_("Invoices on their way to the ledger: %(count)d.", count=len(registered)), "success")
+    elif form.is_submitted():
+        status = 400
+    return render_template("portal/upload_csv.html", form=form, registered=registered,
+                           row_errors=row_errors), status
+
+
+# ---------------------------------------------------------------- the supplier's financing
+
+
+@blp.route("/invoices/<int:invoice_id>/financing", methods=["POST"])
+@login_required
+def request_financing(invoice_id: int) -> ResponseReturnValue:
+    """The holder asks for an advance on its confirmed receivable (financing.request_financing)."""
+    form = FinancingRequestForm()
+    if form.validate_on_submit():
+        invoice = invoices.get_invoice(current_actor(), invoice_id)
+        try:
+            financing.request_financing(
+                current_actor(), invoice_id, asking_advance=form.asking_advance.data.strip(),
+                currency=invoice.currency, deadline=datetime.combine(form.deadline.data, time.max, UTC),
+                recourse=form.recourse.data)
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        else:
+            flash(_("The financing request is on its way to the ledger."), "success")
+            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return render_invoice(invoice_id, financing_form=form, status=400)
+
+
+@blp.route("/financing-requests/<int:request_id>")
+@login_required
+def financing_offers(request_id: int) -> ResponseReturnValue:
+    """A financing request's open offers side by side: advance, discount, implied yearly rate."""
+    actor = current_actor()
+    request_ = financing.get_financing_request(actor, request_id)
+    terms = financing.compare_offers(actor, request_id)
+    forms = {entry.offer.id: AcceptOfferForm(formdata=None, advance=str(from_minor_units(
+        entry.advance_minor, request_.invoice.currency))) for entry in terms}
+    return render_template("portal/financing_offers.html", financing_request=request_, terms=terms, forms=forms,
+                           can_accept=request_.seller_id == actor.organisation.id)
+
+
+@blp.route("/offers/<int:offer_id>/accept", methods=["POST"])
+@login_required
+def accept_offer(offer_id: int) -> ResponseReturnValue:
+    """The seller accepts an offer: the advance and the receivable change hands on the ledger."""
+    form = AcceptOfferForm()
+    if not form.validate_on_submit():
+        abort(400)
+    actor = current_actor()
+    offer = financing.get_offer(actor, offer_id)
+    financing.accept_offer(actor, offer_id, advance=form.advance.data,
+                           currency=offer.financing_request.invoice.currency)
+    flash(_("The acceptance is on its way to the ledger."), "success")
+    return redirect(url_for("invoice_pages.invoice_page", invoice_id=offer.financing_request.invoice_id))
+
+
+@blp.route("/invoices/<int:invoice_id>/split", methods=["POST"])
+@login_required
+def split_invoice(invoice_id: int) -> ResponseReturnValue:
+    """The holder splits its confirmed receivable into parts, passed to its own suppliers."""
+    form = SplitForm()
+    if form.validate_on_submit():
+        invoice = invoices.get_invoice(current_actor(), invoice_id)
+        parts = split_parts(form)
+        if parts is not None:
+            try:
+                invoices.split_invoice(current_actor(), invoice_id, currency=invoice.currency, parts=parts)
+            except InvalidInput as refusal:
+                form.parts.errors = [*form.parts.errors, *split_refusals(refusal)]
+            else:
+                flash(_("The split is on its way to the ledger."), "success")
+                return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return render_invoice(invoice_id, split_form=form, status=400)
+
+
+def split_parts(form: SplitForm) -> list[invoices.SplitPart] | None:
+    """The form's lines as parts, or None with each malformed line named on the field."""
+    parts, errors = [], []
+    for line_number, line in enumerate(form.parts.data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        amount, comma, recipient = line.partition(",")
+        if not comma or not amount.strip() or not recipient.strip():
+            errors.append(_("Line %(line)d: write the amount, a comma, then the recipient.", line=line_number))
+        else:
+            parts.append(invoices.SplitPart(amount=amount.strip(), holder=recipient.strip()))
+    form.parts.errors = [*form.parts.errors, *errors]
+    return None if errors else parts
+
+
+def split_refusals(refusal: InvalidInput) -> list[str]:
+    """The service's refusal of a split as the form shows it: the service names a part by its
+    index ("parts.0.amount"), people read the form's line numbers (blank lines aside)."""
+    messages = []
+    for field, reasons in refusal.errors.items():
+        path = field.split(".")
+        for reason in reasons:
+            if len(path) == 3 and path[1].isdigit():
+                messages.append(_("Part %(part)d: %(reason)s", part=int(path[1]) + 1, reason=reason))
+            else:
+                messages.append(reason)
+    return messages
