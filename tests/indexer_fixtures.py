@@ -187,9 +187,5 @@ def projection_state() -> dict[str, list[tuple[Any, ...]]]:
     return state
 
 
-def receivable_hex(value: int) -> str:
-    return f"0x{value:064x}"
-
-
 def token_reference(text: str) -> bytes:
     return Web3.keccak(text=text)

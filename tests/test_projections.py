@@ -28,7 +28,8 @@ from backend.models import (
 )
 from backend.services import webhooks
 from tests import domain_factories
-from tests.indexer_fixtures import IndexedChain, receivable_hex, token_reference
+from backend.services.invoices import receivable_hex
+from tests.indexer_fixtures import IndexedChain, token_reference
 from workers import projections
 
 

@@ -20,7 +20,8 @@ from backend.models import (
     WebhookEndpoint,
 )
 from tests import domain_factories
-from tests.indexer_fixtures import IndexedChain, projection_state, receivable_hex, token_reference
+from backend.services.invoices import receivable_hex
+from tests.indexer_fixtures import IndexedChain, projection_state, token_reference
 from workers import indexer
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 from flask import Flask, current_app
-from eth_utils import to_checksum_address
+from eth_utils import to_checksum_address, to_hex
 from hexbytes import HexBytes
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -83,9 +83,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _hex(value: bytes | str) -> str:
-    return "0x" + HexBytes(value).hex().removeprefix("0x")
-
 
 @dataclass(frozen=True)
 class EventLayout:
@@ -116,7 +113,7 @@ class EventDecoder:
                     continue
                 inputs = abi["inputs"]
                 signature = f"{abi['name']}({','.join(_abi_type(arg) for arg in inputs)})"
-                self._layouts[(contract.address.lower(), _hex(Web3.keccak(text=signature)))] = EventLayout(
+                self._layouts[(contract.address.lower(), to_hex(Web3.keccak(text=signature)))] = EventLayout(
                     contract=name,
                     name=abi["name"],
                     arguments=tuple(arg["name"] for arg in inputs),
@@ -287,7 +284,7 @@ class Indexer:
             if child["parentHash"] != parent["hash"]:
                 raise ChainMoved(f"blocks {parent['number']} and {child['number']} are not on one chain: "
                                  "it moved while they were read")
-        return {block["number"]: _hex(block["hash"]) for block in blocks}, _hex(blocks[0]["parentHash"])
+        return {block["number"]: to_hex(block["hash"]) for block in blocks}, to_hex(blocks[0]["parentHash"])
 
     def _require_continuity(self, first: int, first_parent: str) -> None:
         """The range must continue the chain the indexer last read: the parent of its first
@@ -352,7 +349,7 @@ class Indexer:
 
     def _chain_hash(self, number: int) -> str | None:
         try:
-            return _hex(self.w3.eth.get_block(number)["hash"])
+            return to_hex(self.w3.eth.get_block(number)["hash"])
         except BlockNotFound:
             return None
 

@@ -65,7 +65,7 @@ from eth_account import Account
 from eth_account._utils.legacy_transactions import Transaction as LegacyTransaction
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address, to_hex
 from flask import Flask, current_app
 from hexbytes import HexBytes
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -363,8 +363,7 @@ def _sign_group(client: LedgerClient, group: list[Row], report: OutboxReport) ->
         return []
     nonces = _lock_nonce(w3, chain_id, account.address)
     for row, fields in ready:
-        raw = transactions.sign(account, {**fields, "nonce": nonces.next_nonce})
-        row.raw_tx, row.tx_hash = _hex(raw), _hex(keccak(raw))
+        _store_signed(row, transactions.sign(account, {**fields, "nonce": nonces.next_nonce}))
         row.nonce, row.sender, row.chain_id = nonces.next_nonce, account.address, chain_id
         row.status = Status.SIGNED
         row.attempts += 1
@@ -503,9 +502,7 @@ def _fill_nonce(w3: Web3, row: Row, reason: str, report: OutboxReport) -> None:
     old = _unsigned_fields(row.raw_tx, row.chain_id)
     filler = {"to": row.sender, "value": 0, "data": b"", "gas": TRANSFER_GAS, "nonce": row.nonce,
               "chainId": row.chain_id, **_bumped_fees(w3, old)}
-    raw = transactions.sign(account, filler)
-    row.replaced_tx_hashes = [*row.replaced_tx_hashes, row.tx_hash]
-    row.raw_tx, row.tx_hash = _hex(raw), _hex(keccak(raw))
+    _store_replacement(row, transactions.sign(account, filler))
     _refuse(row, Status.FAILED, None,
             f"the node refused the transaction ({reason}); nonce {row.nonce} is filled by a no-op transfer")
     report.failed += 1
@@ -525,9 +522,8 @@ def _replace_with_higher_fees(w3: Web3, row: Row) -> Row | None:
     account = _same_signer(row, w3)
     old = _unsigned_fields(row.raw_tx, row.chain_id)
     fee_keys = ("gasPrice", "maxFeePerGas", "maxPriorityFeePerGas")
-    raw = transactions.sign(account, {**{k: v for k, v in old.items() if k not in fee_keys}, **_bumped_fees(w3, old)})
-    row.replaced_tx_hashes = [*row.replaced_tx_hashes, row.tx_hash]
-    row.raw_tx, row.tx_hash = _hex(raw), _hex(keccak(raw))
+    _store_replacement(row, transactions.sign(
+        account, {**{k: v for k, v in old.items() if k not in fee_keys}, **_bumped_fees(w3, old)}))
     row_id, status, tx_hash = row.id, row.status, row.tx_hash
     db.session.commit()
     return _relock(row_id, status, tx_hash)
@@ -618,7 +614,7 @@ def _requeue_members(carrier: Row) -> None:
 
 
 def _settle(w3: Web3, row: Row, receipt: TxReceipt, report: OutboxReport) -> None:
-    mined_hash = _hex(receipt["transactionHash"])
+    mined_hash = to_hex(receipt["transactionHash"])
     block = receipt["blockNumber"]
     if row.status == Status.FAILED and mined_hash == row.tx_hash:
         row.block_number, row.mined_at = block, utcnow()  # the nonce filler: the nonce is used
@@ -903,8 +899,15 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _hex(data: bytes) -> str:
-    return "0x" + bytes(data).hex()
+def _store_signed(row: Row, raw: bytes) -> None:
+    """The signed bytes and their hash on the row (stored before they are ever broadcast)."""
+    row.raw_tx, row.tx_hash = to_hex(raw), to_hex(keccak(raw))
+
+
+def _store_replacement(row: Row, raw: bytes) -> None:
+    """A replacement at the row's nonce; the hash it replaces may still be the one mined."""
+    row.replaced_tx_hashes = [*row.replaced_tx_hashes, row.tx_hash]
+    _store_signed(row, raw)
 
 
 # ---------------------------------------------------------------- Celery
