@@ -21,7 +21,7 @@ from flask_login import UserMixin, current_user, login_required, login_user, log
 from flask_wtf import FlaskForm
 
 from backend.extensions import db, limiter, login_manager
-from backend.models import User
+from backend.models import Role, User
 from backend.portal import layout
 from backend.portal.forms import ConfirmForm, PasswordChangeForm, SignInForm
 from backend.portal.i18n import LANGUAGE_SESSION_KEY
@@ -32,6 +32,7 @@ from backend.services.errors import AuthenticationFailed, InvalidInput, Organisa
 
 blp = Blueprint("auth", __name__)
 layout.setup(blp)
+layout.nav_link("auth.users_for_reset", _l("Users"), Role.OPERATOR)
 
 
 class PortalUser(UserMixin):

@@ -49,6 +49,8 @@ from backend.services.ledger import settlement_currency
 
 blp = Blueprint("invoice_pages", __name__)
 layout.setup(blp)
+layout.nav_link("invoice_pages.invoice_list", _l("Invoices"), Role.SUPPLIER)
+layout.nav_link("invoice_pages.payables", _l("Payables inbox"), Role.BUYER)
 
 PAGE_SIZE = 25
 # How the timeline names each ledger write (invoices.TIMELINE_FUNCTIONS) and its way to the chain.

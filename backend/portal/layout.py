@@ -9,11 +9,12 @@ blueprint objects.
 from __future__ import annotations
 
 from http import HTTPStatus
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import LazyString, get_locale
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +29,25 @@ from backend.services.errors import NotFound, PermissionDenied, ServiceError
 SERVICE_ERROR_STATUS: dict[type[ServiceError], int] = {NotFound: 404, PermissionDenied: 403}
 
 
+@dataclass(frozen=True)
+class NavLink:
+    """A page the main navigation lists for organisations holding any of `roles`."""
+
+    endpoint: str
+    title: LazyString
+    roles: Role
+
+
+# Filled by each area's module as it is imported (in PORTAL_BLUEPRINTS order), after the
+# dashboards and before the password link.
+NAV_LINKS: list[NavLink] = []
+
+
+def nav_link(endpoint: str, title: LazyString, roles: Role) -> None:
+    """Lists the page `endpoint` in the main navigation of organisations holding any of `roles`."""
+    NAV_LINKS.append(NavLink(endpoint, title, roles))
+
+
 def setup(blueprint: Blueprint) -> None:
     security.protect(blueprint)
     blueprint.context_processor(page_context)
@@ -36,17 +56,19 @@ def setup(blueprint: Blueprint) -> None:
 
 
 def page_context() -> dict[str, Any]:
-    navigation = []
+    # (url, title, endpoint) of each page the user's roles open, dashboards first.
+    navigation: list[tuple[str, LazyString, str]] = []
     if current_user.is_authenticated:
-        navigation = [(name, board.title) for name, board in dashboards_of(current_user.actor)]
+        actor = current_user.actor
+        navigation = [(url_for("portal.dashboard", role=name), board.title, f"portal.dashboard:{name}")
+                      for name, board in dashboards_of(actor)]
+        navigation += [(url_for(link.endpoint), link.title, link.endpoint)
+                       for link in NAV_LINKS if actor.has_any(link.roles)]
     locale = get_locale()
     return {
         "navigation": navigation,
         "current_locale": str(locale),
         "current_locale_tag": locale.language if locale.script is None else f"{locale.language}-{locale.script}",
-        "operator_role": Role.OPERATOR,
-        "supplier_role": Role.SUPPLIER,
-        "buyer_role": Role.BUYER,
         "invoice_status_labels": INVOICE_STATUS_LABELS,
         "kyc_status_labels": KYC_STATUS_LABELS,
         "min_password_length": MIN_PASSWORD_LENGTH,

@@ -1,0 +1,9 @@
+"""The financier's pages (issue 5). See docs/portal.md ("Pages")."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from backend.portal import layout
+
+blp = Blueprint("financier_pages", __name__)
+layout.setup(blp)
