@@ -27,7 +27,8 @@ from backend.extensions import api, limiter
 AREA_MODULES: tuple[str, ...] = ("backend.api.session", "backend.api.organisations", "backend.api.users",
                                   "backend.api.api_keys", "backend.api.tokens", "backend.api.audit_log",
                                   "backend.api.invoices", "backend.api.financing", "backend.api.repayments",
-                                  "backend.api.webhooks", "backend.api.health", "backend.api.transactions")
+                                  "backend.api.webhooks", "backend.api.health", "backend.api.transactions",
+                                  "backend.api.risk")
 
 SWAGGER_UI_DIST = paths.NODE_MODULES / "swagger-ui-dist"
 # flask-smorest documents an error response under its status's name (NOT_FOUND, ...); this one

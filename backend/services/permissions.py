@@ -70,6 +70,7 @@ class Action(enum.StrEnum):
     VIEW_OFFER = "offer.view"
     VIEW_FINANCEABLE = "financing.view_financeable"
     VIEW_PORTFOLIO = "portfolio.view"
+    VIEW_RISK_PROFILE = "risk.view_profile"
     VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
@@ -130,6 +131,8 @@ RULES: dict[Action, Rule] = {
     # The market of open requests, and what a financier holds: for financiers only.
     Action.VIEW_FINANCEABLE: Rule(Role.FINANCIER, Relation.ANY, writes=False),
     Action.VIEW_PORTFOLIO: Rule(Role.FINANCIER, Relation.ANY, writes=False),
+    # Financiers read every profile, any other organisation its own (risk.risk_profiles).
+    Action.VIEW_RISK_PROFILE: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
