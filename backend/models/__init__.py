@@ -36,6 +36,7 @@ from backend.models.financing import (
 from backend.models.idempotency import IDEMPOTENCY_RETENTION, IdempotencyRecord
 from backend.models.invoices import Delinquency, Document, Invoice, InvoiceSource, InvoiceStatus
 from backend.models.organisations import ApiKey, KycStatus, Organisation, Role, SigningKey, User
+from backend.models.risk import ExposureLimit, Side
 from backend.models.types import utcnow
 from backend.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 
@@ -51,6 +52,7 @@ __all__ = [
     "ContractName",
     "Delinquency",
     "Document",
+    "ExposureLimit",
     "FinancingRequest",
     "FinancingRequestStatus",
     "IdempotencyRecord",
@@ -68,6 +70,7 @@ __all__ = [
     "Repayment",
     "RepaymentStatus",
     "Role",
+    "Side",
     "SenderNonce",
     "SigningKey",
     "TokenBalance",

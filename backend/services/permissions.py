@@ -71,6 +71,8 @@ class Action(enum.StrEnum):
     VIEW_FINANCEABLE = "financing.view_financeable"
     VIEW_PORTFOLIO = "portfolio.view"
     VIEW_RISK_PROFILE = "risk.view_profile"
+    MANAGE_EXPOSURE_LIMITS = "exposure_limit.manage"
+    VIEW_EXPOSURE_LIMITS = "exposure_limit.view"
     VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
@@ -133,6 +135,9 @@ RULES: dict[Action, Rule] = {
     Action.VIEW_PORTFOLIO: Rule(Role.FINANCIER, Relation.ANY, writes=False),
     # Financiers read every profile, any other organisation its own (risk.risk_profiles).
     Action.VIEW_RISK_PROFILE: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    # A financier's own limits on what it puts at stake per buyer and per supplier (exposure.py).
+    Action.MANAGE_EXPOSURE_LIMITS: Rule(Role.FINANCIER, Relation.ANY, writes=True),
+    Action.VIEW_EXPOSURE_LIMITS: Rule(Role.FINANCIER, Relation.ANY, writes=False),
     Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),

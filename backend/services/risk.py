@@ -22,7 +22,6 @@ docs/risk.md for worked examples.
 """
 from __future__ import annotations
 
-import enum
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -31,18 +30,11 @@ from datetime import date
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.models import Invoice, InvoiceStatus, Organisation, Repayment, RepaymentStatus, Role
+from backend.models import Invoice, InvoiceStatus, Organisation, Repayment, RepaymentStatus, Role, Side
 from backend.services.actors import Actor
 from backend.services.errors import NotFound
 from backend.services.ledger import ledger_now, settlement_currency
 from backend.services.permissions import Action, authorize, reads_everything
-
-
-class Side(enum.StrEnum):
-    """Which side of its invoices a profile describes."""
-
-    SUPPLIER = "supplier"
-    BUYER = "buyer"
 
 
 # Who may read every organisation's profile besides the readers of everything: financiers, who
