@@ -234,3 +234,42 @@ def assert_refused(error: type[Exception], call: Any, *args: Any, **kwargs: Any)
 def _row_counts() -> dict[str, int]:
     return {table.name: db.session.scalar(select(func.count()).select_from(table))
             for table in db.metadata.sorted_tables}
+
+
+# ---------------------------------------------------------------- the ledger explorer's rows
+
+
+def split_part(parent: Invoice, index: int, *, amount_minor: int, holder: Organisation | None = None,
+               status: InvoiceStatus = InvoiceStatus.CONFIRMED) -> Invoice:
+    """Part `index` of a split of `parent`, as the services create it and the indexer confirms
+    it: the parent's terms and document, its own derived receivable id."""
+    from backend.chain.client import child_receivable_id
+
+    row = Invoice(
+        supplier_id=parent.supplier_id, buyer_id=parent.buyer_id, holder=holder or parent.holder,
+        currency=parent.currency, amount_minor=amount_minor, issue_date=parent.issue_date,
+        due_date=parent.due_date, document_sha256=parent.document_sha256, source=InvoiceSource.SPLIT,
+        receivable_id="0x%064x" % child_receivable_id(int(parent.receivable_id, 16), index),
+        status=status, parent=parent, split_index=index,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+_log_positions = itertools.count(1)
+
+
+def chain_event(event: str, args: dict[str, Any], *, block_number: int, contract: str = "ReceivableRegistry",
+                tx_hash: str | None = None) -> Any:
+    """A ledger event as the indexer stores it (receivable ids as decimal strings: see
+    workers.indexer.json_safe), in its own transaction unless `tx_hash` is given."""
+    from backend.models import ChainEvent, ContractName
+
+    position = next(_log_positions)
+    row = ChainEvent(chain_id=31337, tx_hash=tx_hash or "0x%064x" % position, log_index=position,
+                     block_number=block_number, block_hash="0x%064x" % block_number,
+                     contract=ContractName(contract), event=event, args=args)
+    db.session.add(row)
+    db.session.flush()
+    return row

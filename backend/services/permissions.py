@@ -73,6 +73,7 @@ class Action(enum.StrEnum):
     VIEW_RISK_PROFILE = "risk.view_profile"
     MANAGE_EXPOSURE_LIMITS = "exposure_limit.manage"
     VIEW_EXPOSURE_LIMITS = "exposure_limit.view"
+    VIEW_FRAUD_FLAGS = "fraud.view_flags"
     VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
@@ -138,6 +139,9 @@ RULES: dict[Action, Rule] = {
     # A financier's own limits on what it puts at stake per buyer and per supplier (exposure.py).
     Action.MANAGE_EXPOSURE_LIMITS: Rule(Role.FINANCIER, Relation.ANY, writes=True),
     Action.VIEW_EXPOSURE_LIMITS: Rule(Role.FINANCIER, Relation.ANY, writes=False),
+    # Every fraud signal, with the evidence naming everyone's invoices (fraud.fraud_flags); a
+    # financier sees those on an invoice it may see (fraud.flags_on_invoice).
+    Action.VIEW_FRAUD_FLAGS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
