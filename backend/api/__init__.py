@@ -28,7 +28,8 @@ AREA_MODULES: tuple[str, ...] = ("backend.api.session", "backend.api.organisatio
                                   "backend.api.api_keys", "backend.api.tokens", "backend.api.audit_log",
                                   "backend.api.invoices", "backend.api.financing", "backend.api.repayments",
                                   "backend.api.webhooks", "backend.api.health", "backend.api.transactions",
-                                  "backend.api.risk", "backend.api.exposure", "backend.api.fraud")
+                                  "backend.api.risk", "backend.api.exposure", "backend.api.fraud",
+                                  "backend.api.reports")
 
 SWAGGER_UI_DIST = paths.NODE_MODULES / "swagger-ui-dist"
 # flask-smorest documents an error response under its status's name (NOT_FOUND, ...); this one

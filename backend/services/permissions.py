@@ -74,6 +74,7 @@ class Action(enum.StrEnum):
     MANAGE_EXPOSURE_LIMITS = "exposure_limit.manage"
     VIEW_EXPOSURE_LIMITS = "exposure_limit.view"
     VIEW_FRAUD_FLAGS = "fraud.view_flags"
+    VIEW_REPORTS = "report.view"
     VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
@@ -142,6 +143,8 @@ RULES: dict[Action, Rule] = {
     # Every fraud signal, with the evidence naming everyone's invoices (fraud.fraud_flags); a
     # financier sees those on an invoice it may see (fraud.flags_on_invoice).
     Action.VIEW_FRAUD_FLAGS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+    # The platform-wide financing report, for monitoring and the regulator (reports.py).
+    Action.VIEW_REPORTS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
