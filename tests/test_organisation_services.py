@@ -320,3 +320,18 @@ def test_a_refused_bootstrap_leaves_nothing_behind(db_session):
     assert list(refused.value.errors) == ["password"]
     assert writes() == (0, 0, 0)
     assert count(User) == 0
+
+
+def test_the_directory_narrows_to_a_kyc_status_and_to_suspended_or_active(db_session):
+    pending = factories.organisation(Role.SUPPLIER, name="Pending", kyc=KycStatus.PENDING, onboarded=False)
+    suspended = factories.organisation(Role.BUYER, name="Suspended", suspended=True)
+    active = factories.organisation(Role.BUYER, name="Active")
+    reader = factories.actor(factories.organisation(Role.AUDITOR, name="Auditor"))
+
+    def names(**filters) -> set[str]:
+        return {org.name for org in db.session.scalars(organisations.organisation_directory(reader, **filters))}
+
+    assert names(kyc_status=KycStatus.PENDING) == {pending.name}
+    assert names(suspended=True) == {suspended.name}
+    assert names(suspended=False, kyc_status=KycStatus.APPROVED) == {active.name, "Auditor"}
+    assert names(role=Role.BUYER, suspended=False) == {active.name}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import select
@@ -11,8 +12,10 @@ from backend.models import (
     AuditLog,
     ChainTransaction,
     ContractName,
+    IndexerCursor,
     KycStatus,
     Role,
+    TokenBalance,
     TokenOperation,
     TokenOperationKind,
     TokenOperationStatus,
@@ -153,3 +156,29 @@ def test_a_participant_sees_its_own_operations_and_the_auditor_all(operator, fin
     assert tokens.get_token_operation(member, own.id) is own
     with pytest.raises(NotFound):
         tokens.get_token_operation(member, other.id)
+
+
+def test_balances_are_the_indexed_ones_of_the_chain_read_last(operator, financier):
+    buyer = factories.organisation(Role.BUYER, name="Big Buyer Co")
+    db.session.add_all([
+        # An older deployment's chain, read before: its balances are not today's.
+        IndexerCursor(chain_id=1, contract=ContractName.SETTLEMENT_TOKEN, block_number=5, block_hash="0x" + "11" * 32,
+                      updated_at=datetime(2026, 1, 1, tzinfo=timezone.utc)),
+        IndexerCursor(chain_id=31337, contract=ContractName.SETTLEMENT_TOKEN, block_number=9,
+                      block_hash="0x" + "22" * 32, updated_at=datetime(2026, 6, 1, tzinfo=timezone.utc)),
+        TokenBalance(chain_id=31337, address=financier.chain_address, balance_minor=700),
+        TokenBalance(chain_id=31337, address=buyer.chain_address, balance_minor=0),
+        TokenBalance(chain_id=1, address=financier.chain_address, balance_minor=999),
+        TokenBalance(chain_id=31337, address=factories.new_address(), balance_minor=5),  # nobody on the platform
+    ])
+    db.session.commit()
+
+    assert [(org.name, balance) for org, balance in tokens.balances(operator)] == [
+        (buyer.name, 0), (financier.name, 700)]
+    assert tokens.balances(factories.actor(financier)) == [(financier, 700)]
+
+
+def test_there_are_no_balances_before_the_indexer_reads_the_token(operator, financier):
+    db.session.add(TokenBalance(chain_id=31337, address=financier.chain_address, balance_minor=700))
+    db.session.commit()
+    assert tokens.balances(operator) == []

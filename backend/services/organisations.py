@@ -136,14 +136,23 @@ def operator_organisation() -> Organisation | None:
 
 
 def organisation_directory(
-    actor: Actor, *, role: Role | None = None, name: str | None = None
+    actor: Actor,
+    *,
+    role: Role | None = None,
+    name: str | None = None,
+    kyc_status: KycStatus | None = None,
+    suspended: bool | None = None,
 ) -> Select[tuple[Organisation]]:
     """The participant directory, open to every active participant: organisations holding any of
-    `role`, whose name contains `name` (ignoring case)."""
+    `role`, whose name contains `name` (ignoring case), in `kyc_status`, suspended or not."""
     authorize(actor, Action.VIEW_ORGANISATION)
     statement = select(Organisation)
     if role:
         statement = statement.where(Organisation.roles.bitwise_and(int(role)) != 0)
+    if kyc_status is not None:
+        statement = statement.where(Organisation.kyc_status == kyc_status)
+    if suspended is not None:
+        statement = statement.where(Organisation.suspended == suspended)
     if name:
         pattern = name.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = statement.where(Organisation.name.ilike(f"%{pattern}%", escape="\\"))

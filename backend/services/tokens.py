@@ -5,7 +5,8 @@ Each deposit or withdrawal has an off-chain reference (the bank transfer's id). 
 accepts a reference once, so one deposit can never be credited twice; it is sent, and stored
 here, as the SHA-256 of the reference text. The database refuses a reused reference before
 anything is queued. A burn also needs the holder to have approved the operator for the amount
-on the ledger first (`SettlementToken.burn` spends that allowance).
+on the ledger first (`SettlementToken.burn` spends that allowance). The balances are the
+indexer's, added up from the token's Transfer events (`balances`).
 """
 from __future__ import annotations
 
@@ -14,14 +15,23 @@ from decimal import Decimal
 from sqlalchemy import Select, select
 
 from backend.extensions import db
-from backend.models import ContractName, Organisation, TokenOperation, TokenOperationKind, TokenOperationStatus, User
+from backend.models import (
+    ContractName,
+    IndexerCursor,
+    Organisation,
+    TokenBalance,
+    TokenOperation,
+    TokenOperationKind,
+    TokenOperationStatus,
+    User,
+)
 from backend.money import MAX_MINOR_UNITS, AmountError, to_minor_units
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, PermissionDenied
 from backend.services.ledger import settlement_currency
 from backend.services.organisations import ledger_digest, require_participant
-from backend.services.permissions import Action, authorize, get_authorized, visible_token_operations
+from backend.services.permissions import Action, authorize, get_authorized, reads_everything, visible_token_operations
 from backend.services.transaction import atomic
 
 MAX_REFERENCE_LENGTH = 200
@@ -79,6 +89,31 @@ def token_operations(
 
 def get_token_operation(actor: Actor, operation_id: int) -> TokenOperation:
     return get_authorized(actor, Action.VIEW_TOKEN_OPERATION, TokenOperation, operation_id)
+
+
+def balances(actor: Actor) -> list[tuple[Organisation, int]]:
+    """(organisation, balance in minor units) by name, for the organisations the actor may see
+    (the operator and the auditor every one, a participant its own) that have held tokens: the
+    balances the indexer has added up from the token's Transfer events, on the chain whose
+    settlement token it read last. Empty before it has read any."""
+    authorize(actor, Action.VIEW_TOKEN_OPERATION)
+    chain_id = db.session.scalar(
+        select(IndexerCursor.chain_id)
+        .where(IndexerCursor.contract == ContractName.SETTLEMENT_TOKEN)
+        .order_by(IndexerCursor.updated_at.desc(), IndexerCursor.id.desc())
+        .limit(1)
+    )
+    if chain_id is None:
+        return []
+    statement = (
+        select(Organisation, TokenBalance.balance_minor)
+        .join(TokenBalance, TokenBalance.address == Organisation.chain_address)
+        .where(TokenBalance.chain_id == chain_id)
+        .order_by(Organisation.name, Organisation.id)
+    )
+    if not reads_everything(actor):
+        statement = statement.where(Organisation.id == actor.organisation.id)
+    return [(organisation, balance) for organisation, balance in db.session.execute(statement)]
 
 
 def _queue_operation(
