@@ -76,6 +76,17 @@ def test_a_reference_is_used_once_for_mints_and_burns_alike(operator, financier)
     assert writes() == before
 
 
+def test_a_reference_taken_at_the_same_moment_is_refused_as_used(operator, financier, monkeypatch):
+    tokens.mint(operator, financier, amount_minor=100, reference="DEP-RACE")
+    before = writes()
+    # The other request committed between this one's check and its insert.
+    monkeypatch.setattr(tokens, "reference_taken", lambda digest: False)
+    with pytest.raises(Duplicate) as refused:
+        tokens.mint(operator, financier, amount_minor=100, reference="DEP-RACE")
+    assert refused.value.errors == {"reference": ["used already"]}
+    assert writes() == before
+
+
 @pytest.mark.parametrize("amount", [0, -5, True, 2**63, 1.5])
 def test_the_amount_is_a_positive_whole_number_of_minor_units(operator, financier, amount):
     with pytest.raises(InvalidInput) as refused:

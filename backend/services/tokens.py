@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 
 from backend.extensions import db
 from backend.models import (
@@ -134,9 +135,10 @@ def _queue_operation(
         raise InvalidInput(f"the {kind} is invalid", errors=errors)
     require_participant(organisation)
     digest = ledger_digest(reference)
-    if db.session.scalar(select(TokenOperation.id).where(TokenOperation.reference == digest)) is not None:
-        raise Duplicate(f"the reference {reference!r} was used already; each deposit or withdrawal is used once",
-                        errors={"reference": ["used already"]})
+    used = Duplicate(f"the reference {reference!r} was used already; each deposit or withdrawal is used once",
+                     errors={"reference": ["used already"]})
+    if reference_taken(digest):
+        raise used
     operation = TokenOperation(
         kind=kind,
         organisation=organisation,
@@ -145,8 +147,13 @@ def _queue_operation(
         status=TokenOperationStatus.PENDING,
         created_by=responsible,
     )
-    db.session.add(operation)
-    db.session.flush()
+    try:
+        # The unique reference decides between two requests with it at once: the second is
+        # refused like a later one, not failed.
+        with db.session.begin_nested():
+            db.session.add(operation)
+    except IntegrityError:
+        raise used from None
     outbox.enqueue(
         intent_key=f"{SUBJECT}:{operation.id}:{kind}",
         signer=None,
@@ -165,6 +172,10 @@ def _queue_operation(
         "status": str(operation.status),
     })
     return operation
+
+
+def reference_taken(digest: str) -> bool:
+    return db.session.scalar(select(TokenOperation.id).where(TokenOperation.reference == digest)) is not None
 
 
 def _responsible_user(actor: Actor) -> User:
