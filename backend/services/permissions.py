@@ -89,6 +89,7 @@ class Action(enum.StrEnum):
     MANAGE_API_KEYS = "api_key.manage"
     VIEW_API_KEYS = "api_key.view"
     READ_AUDIT_LOG = "audit.read"
+    EXPLORE_LEDGER = "ledger.explore"
     VIEW_TRANSACTION = "transaction.view"
     MANAGE_WEBHOOKS = "webhook.manage"
     VIEW_WEBHOOKS = "webhook.view"
@@ -162,6 +163,8 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=True),
     Action.VIEW_API_KEYS: Rule(ALL_ROLES, Relation.OWN_ORGANISATION, writes=False),
     Action.READ_AUDIT_LOG: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+    # The ledger explorer: every receivable's events, lineage and document check, and the exports.
+    Action.EXPLORE_LEDGER: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
     # The ledger writes an organisation's key signed (visible_transactions).
     Action.VIEW_TRANSACTION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     # Financiers and buyers subscribe to the ledger's events; the readers of everything see
