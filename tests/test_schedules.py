@@ -295,10 +295,12 @@ def test_the_beat_runs_each_schedule():
     assert {entry["task"] for entry in entries.values()} == {
         f"workers.schedules.{name}" for name in ("announce_due_invoices", "send_maturity_reminders",
                                                  "mark_delinquent_invoices", "expire_financing",
-                                                 "reconcile_ledger", "purge_idempotency_records")}
+                                                 "reconcile_ledger", "purge_idempotency_records",
+                                                 "screen_organisations")}
     assert entries["schedules.reconcile"]["schedule"] == 3600
     assert all(entry["schedule"] <= 5 for name, entry in entries.items()
-               if name not in ("schedules.reconcile", "schedules.purge_idempotency"))
+               if name not in ("schedules.reconcile", "schedules.purge_idempotency", "schedules.screening"))
+    assert entries["schedules.screening"]["schedule"] == 86_400
 
 
 # ---------------------------------------------------------------- reconciliation

@@ -3,7 +3,7 @@
 Each task finds its own work in the database and is idempotent, so a missed beat only delays it
 and a doubled one repeats nothing (see the service module for how each rule makes sure). The
 servicing rules run every few seconds; reconciliation every RECONCILE_INTERVAL_SECONDS; expired
-idempotency records are purged daily.
+idempotency records are purged, and every organisation screened against the watch lists, daily.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from backend.chain import runtime
 from backend.chain.connection import ChainUnreachable
 from backend.chain.runtime import NotDeployed
 from backend.models import utcnow
-from backend.services import schedules
+from backend.services import schedules, screening
 from backend.services.idempotency import purge_expired_idempotency_records
 from workers.celery_app import TransientError, worker_task
 
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 SERVICING_INTERVAL_SECONDS = 5.0
 PURGE_INTERVAL_SECONDS = 86_400.0
+SCREENING_INTERVAL_SECONDS = 86_400.0
 
 
 @worker_task()
@@ -66,6 +67,12 @@ def purge_idempotency_records() -> int:
     return purge_expired_idempotency_records(utcnow())
 
 
+@worker_task()
+def screen_organisations() -> int:
+    """Every organisation not rejected against every watch list: the hits new today."""
+    return screening.screen_all_organisations()
+
+
 def periodic_tasks(config: Any) -> dict[str, dict[str, Any]]:
     every_few_seconds = {
         "schedules.due": announce_due_invoices,
@@ -79,4 +86,5 @@ def periodic_tasks(config: Any) -> dict[str, dict[str, Any]]:
                                       "schedule": float(config["RECONCILE_INTERVAL_SECONDS"])}
     entries["schedules.purge_idempotency"] = {"task": purge_idempotency_records.name,
                                               "schedule": PURGE_INTERVAL_SECONDS}
+    entries["schedules.screening"] = {"task": screen_organisations.name, "schedule": SCREENING_INTERVAL_SECONDS}
     return entries

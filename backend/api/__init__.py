@@ -29,7 +29,7 @@ AREA_MODULES: tuple[str, ...] = ("backend.api.session", "backend.api.organisatio
                                   "backend.api.invoices", "backend.api.financing", "backend.api.repayments",
                                   "backend.api.webhooks", "backend.api.health", "backend.api.transactions",
                                   "backend.api.risk", "backend.api.exposure", "backend.api.fraud",
-                                  "backend.api.reports")
+                                  "backend.api.reports", "backend.api.screening")
 
 SWAGGER_UI_DIST = paths.NODE_MODULES / "swagger-ui-dist"
 # flask-smorest documents an error response under its status's name (NOT_FOUND, ...); this one

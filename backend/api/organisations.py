@@ -21,7 +21,7 @@ from backend.api.auth import SECURITY, current_actor
 from backend.api.fields import ROW_ID
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
-from backend.models import KycStatus, Organisation, Role
+from backend.models import KycDocument, KycStatus, Organisation, Role
 from backend.security.keystore import load_master_secret
 from backend.services import organisations
 from backend.services.actors import Actor
@@ -87,6 +87,8 @@ class DirectoryArgs(CursorArgs):
 
 class KycDecisionSchema(Schema):
     decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    documents_checked = fields.List(fields.Enum(KycDocument, by_value=True), load_default=list, metadata={
+        "description": "The documents the review checked; kept with the decision and who made it"})
     note = fields.String(validate=validate.Length(max=MAX_NOTE_LENGTH),
                          metadata={"description": "Kept in the audit log"})
 
@@ -138,7 +140,8 @@ def decide_kyc(decision: dict[str, Any], organisation_id: int) -> Response | tup
     """Decide an organisation's KYC review (operator), once"""
     actor = current_actor()
     organisation = organisations.decide_kyc(actor, organisations.get_organisation(actor, organisation_id),
-                                            approve=decision["decision"] == "approve", note=decision.get("note"))
+                                            approve=decision["decision"] == "approve",
+                                            documents_checked=decision["documents_checked"], note=decision.get("note"))
     if organisation.kyc_status == KycStatus.APPROVED:
         return _accepted(organisation)
     return organisation, 200

@@ -52,7 +52,7 @@ from backend.intake.drafts import (
 )
 from backend.intake.errors import CsvIntakeError, IntakeError, RowError
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "CsvResult", "parse_invoice_csv"]
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "CsvResult", "csv_records", "decode_csv", "parse_invoice_csv"]
 
 REQUIRED_COLUMNS = ("invoice_number", "buyer", "amount", "currency", "issue_date", "due_date")
 OPTIONAL_COLUMNS = ("document_sha256", "buyer_name")
@@ -77,7 +77,7 @@ MAX_ROWS = 10_000
 
 def parse_invoice_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> CsvResult:
     """The drafts and row errors of a CSV upload of at most `max_rows` invoice rows."""
-    records = _records(_decode(data))
+    records = csv_records(decode_csv(data))
     header = next(records, None)
     if header is None:
         raise CsvIntakeError("empty-file", "the file is empty; row 1 must be the header")
@@ -104,7 +104,7 @@ def parse_invoice_csv(data: bytes, *, max_rows: int = MAX_ROWS) -> CsvResult:
     return CsvResult(drafts=drafts, errors=errors)
 
 
-def _decode(data: bytes) -> str:
+def decode_csv(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -117,7 +117,7 @@ def _decode(data: bytes) -> str:
         ) from None
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+def csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
     """(row number, cells) for each CSV record, the header being row 1."""
     # strict: an unbalanced quote is an error, not a cell that silently swallows the rows after it.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-__all__ = ["CsvIntakeError", "IntakeError", "RowError"]
+__all__ = ["CsvIntakeError", "IntakeError", "RowError", "row_error_fields"]
 
 
 class IntakeError(ValueError):
@@ -62,3 +62,13 @@ class CsvIntakeError(IntakeError):
 
     def __reduce__(self):
         return type(self), (self.code, self.detail, self.errors)
+
+
+def row_error_fields(errors: list[RowError]) -> dict[str, list[str]]:
+    """Row errors as InvalidInput's field errors, dotted as the API names nested fields:
+    `rows.<n>.<column>`, or `rows.<n>` for a problem with the row as a whole."""
+    by_field: dict[str, list[str]] = {}
+    for error in errors:
+        field = f"rows.{error.row}" if error.column is None else f"rows.{error.row}.{error.column}"
+        by_field.setdefault(field, []).append(error.reason)
+    return by_field

@@ -23,6 +23,12 @@ class Actor:
         return bool(self.organisation.roles & roles)
 
     @property
+    def person(self) -> User | None:
+        """The person who answers for what the actor does: the signed-in user, or whoever
+        issued the API key (None for a key no user issued)."""
+        return self.user or (self.api_key.created_by if self.api_key is not None else None)
+
+    @property
     def principal(self) -> str:
         """Whose idempotency keys and rate limits these are: the key, else the user."""
         if self.api_key is not None:

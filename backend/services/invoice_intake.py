@@ -42,6 +42,7 @@ from backend.extensions import db
 from backend.intake import CsvIntakeError, IntakeError, InvoiceDraft, PartyRef, RowError, check_pdf
 from backend.intake import parse_invoice_csv, parse_ubl_invoice
 from backend.intake.drafts import check_currency, check_due_date, check_invoice_number
+from backend.intake.errors import row_error_fields
 from backend.models import (
     ContractName,
     Document,
@@ -218,7 +219,7 @@ def register_csv_invoices(actor: Actor, data: bytes, *, mode: CsvMode) -> CsvReg
     try:
         parsed = parse_invoice_csv(data)
     except CsvIntakeError as exc:
-        raise InvalidInput(exc.detail, errors=_row_error_map(exc.errors) or {"file": [exc.detail]}) from None
+        raise InvalidInput(exc.detail, errors=row_error_fields(exc.errors) or {"file": [exc.detail]}) from None
     row_errors = list(parsed.errors)
     checked: list[tuple[int, _Accepted]] = []
     buyers: dict[PartyRef, Organisation | None] = {}  # a file bills few buyers, each on many rows
@@ -242,7 +243,7 @@ def register_csv_invoices(actor: Actor, data: bytes, *, mode: CsvMode) -> CsvReg
     if not accepted or (row_errors and mode == CsvMode.ALL_OR_NOTHING):
         detail = (f"{len({error.row for error in row_errors})} row(s) have errors; nothing was registered"
                   if row_errors else "the file has no invoice rows")
-        raise InvalidInput(detail, errors=_row_error_map(row_errors) or {"file": [detail]})
+        raise InvalidInput(detail, errors=row_error_fields(row_errors) or {"file": [detail]})
 
     with db.session.no_autoflush:  # one flush for the whole file, not one per query on the way
         documents = _csv_documents(supplier, accepted)
@@ -541,20 +542,10 @@ def _batches(invoices: list[Invoice]) -> Iterator[list[Invoice]]:
 
 
 def row_errors_of(refusal: InvalidInput) -> list[RowError]:
-    """A refused CSV upload's row errors, back from its field errors (`_row_error_map`), by row."""
+    """A refused CSV upload's row errors, back from its field errors (`row_error_fields`), by row."""
     found = []
     for field, reasons in refusal.errors.items():
         parts = field.split(".", 2)
         if parts[0] == "rows" and len(parts) > 1 and parts[1].isdigit():
             found.extend(RowError(int(parts[1]), parts[2] if len(parts) == 3 else None, reason) for reason in reasons)
     return sorted(found, key=lambda error: error.row)
-
-
-def _row_error_map(errors: list[RowError]) -> dict[str, list[str]]:
-    """Row errors as InvalidInput's field errors, dotted as the API names nested fields:
-    `rows.<n>.<column>`, or `rows.<n>` for a problem with the row as a whole."""
-    by_field: dict[str, list[str]] = {}
-    for error in errors:
-        field = f"rows.{error.row}" if error.column is None else f"rows.{error.row}.{error.column}"
-        by_field.setdefault(field, []).append(error.reason)
-    return by_field

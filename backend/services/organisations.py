@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -22,6 +23,8 @@ from sqlalchemy import Select, select
 from backend.extensions import db
 from backend.models import (
     ContractName,
+    KycDocument,
+    KycReview,
     KycStatus,
     Organisation,
     Role,
@@ -35,6 +38,7 @@ from backend.services.accounts import create_user
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, PermissionDenied
 from backend.services.permissions import Action, authorize, get_authorized
+from backend.services.screening import require_clear_screening, screen_organisation
 from backend.services.transaction import atomic
 
 # The roles a participant can hold on the ledger (its role bits); OPERATOR is off-chain only.
@@ -181,6 +185,8 @@ def create_organisation(
     db.session.add(SigningKey(organisation=organisation, address=sealed.address, keystore_json=sealed.keystore_json))
     db.session.flush()
     audit.record(actor, Action.CREATE_ORGANISATION, SUBJECT, organisation.id, after=snapshot(organisation))
+    # Hits show in the onboarding queue at once; approval screens again.
+    screen_organisation(organisation)
     return organisation
 
 
@@ -206,17 +212,23 @@ def create_operator(
 
 
 @atomic
-def decide_kyc(actor: Actor, organisation: Organisation, *, approve: bool, note: str | None = None) -> Organisation:
+def decide_kyc(actor: Actor, organisation: Organisation, *, approve: bool,
+               documents_checked: Sequence[str] = (), note: str | None = None) -> Organisation:
     """Approves (and queues the organisation's onboarding on the ledger) or rejects a pending
-    KYC review. The note is kept in the audit log only."""
+    KYC review, recording a KycReview: the documents checked (KycDocument values), the note, and
+    who decided. An organisation matching a watch list is not approved while a hit stands
+    (screening.require_clear_screening)."""
     authorize(actor, Action.DECIDE_KYC, organisation)
+    _lock(organisation)
     note = _validated_text(note, "note", required=False)
+    documents = _checked_documents(documents_checked)
     if organisation.kyc_status != KycStatus.PENDING:
         raise InvalidState(f"the KYC review of {organisation.name} was decided already ({organisation.kyc_status})")
     before = snapshot(organisation)
     if approve:
         if organisation.chain_address is None:
             raise InvalidState(f"{organisation.name} has no ledger address to onboard")
+        require_clear_screening(organisation)
         organisation.kyc_status = KycStatus.APPROVED
         outbox.enqueue(
             intent_key=f"{SUBJECT}:{organisation.id}:onboard",
@@ -233,9 +245,20 @@ def decide_kyc(actor: Actor, organisation: Organisation, *, approve: bool, note:
         )
     else:
         organisation.kyc_status = KycStatus.REJECTED
+    db.session.add(KycReview(organisation=organisation, decision=organisation.kyc_status, documents_checked=documents,
+                             note=note, decided_by=actor.person))
     audit.record(actor, Action.DECIDE_KYC, SUBJECT, organisation.id, before=before,
-                 after={**snapshot(organisation), "note": note})
+                 after={**snapshot(organisation), "note": note, "documents_checked": documents})
     return organisation
+
+
+def _checked_documents(documents: Sequence[str]) -> list[str]:
+    """The KYC documents named, each once, in KycDocument order; InvalidInput naming any unknown."""
+    unknown = sorted({str(document) for document in documents} - set(KycDocument))
+    if unknown:
+        raise InvalidInput("unknown KYC documents", errors={
+            "documents_checked": [f"unknown: {', '.join(unknown)} (known: {', '.join(KycDocument)})"]})
+    return [str(document) for document in KycDocument if document in set(documents)]
 
 
 @atomic
@@ -243,6 +266,7 @@ def suspend(actor: Actor, organisation: Organisation, *, reason: str) -> Organis
     """Suspends an approved participant: at once here, and on the ledger once
     `Financing.suspend` (with the SHA-256 of the reason as its reason code) is mined."""
     authorize(actor, Action.SUSPEND_ORGANISATION, organisation)
+    _lock(organisation)
     reason = _validated_text(reason, "reason", required=True)
     if organisation.id == actor.organisation.id:
         raise PermissionDenied("an organisation cannot suspend itself")
@@ -265,6 +289,7 @@ def suspend(actor: Actor, organisation: Organisation, *, reason: str) -> Organis
 def reinstate(actor: Actor, organisation: Organisation) -> Organisation:
     """Lifts a suspension, here at once and on the ledger once `Financing.reinstate` is mined."""
     authorize(actor, Action.REINSTATE_ORGANISATION, organisation)
+    _lock(organisation)
     if not organisation.suspended:
         raise InvalidState(f"{organisation.name} is not suspended")
     before = snapshot(organisation)
@@ -277,6 +302,13 @@ def reinstate(actor: Actor, organisation: Organisation) -> Organisation:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _lock(organisation: Organisation) -> None:
+    """Reads `organisation` afresh, its row locked (on PostgreSQL) until the transaction ends:
+    two decisions about one organisation at once (two KYC decisions, a double suspension) are
+    judged one after the other, the later on what the earlier left, not on a stale copy."""
+    db.session.refresh(organisation, with_for_update=True)
 
 
 def _organisation_by_id(row_id: int) -> Organisation | None:

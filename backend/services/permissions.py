@@ -31,6 +31,7 @@ from backend.models import (
     Organisation,
     Repayment,
     Role,
+    ScreeningHit,
     TokenOperation,
     WebhookEndpoint,
 )
@@ -75,6 +76,9 @@ class Action(enum.StrEnum):
     VIEW_EXPOSURE_LIMITS = "exposure_limit.view"
     VIEW_FRAUD_FLAGS = "fraud.view_flags"
     VIEW_REPORTS = "report.view"
+    MANAGE_WATCH_LISTS = "watch_list.manage"
+    VIEW_SCREENING_HITS = "screening.view"
+    RESOLVE_SCREENING_HIT = "screening.resolve"
     VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
@@ -146,6 +150,11 @@ RULES: dict[Action, Rule] = {
     Action.VIEW_FRAUD_FLAGS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
     # The platform-wide financing report, for monitoring and the regulator (reports.py).
     Action.VIEW_REPORTS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+    # Sanctions and watch lists, and the hits they raise (screening.py): the operator loads and
+    # resolves, the auditor reads.
+    Action.MANAGE_WATCH_LISTS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    Action.VIEW_SCREENING_HITS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+    Action.RESOLVE_SCREENING_HIT: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
@@ -254,6 +263,8 @@ def can_see(actor: Actor, subject: Any) -> bool:
         return _matches(ChainTransaction, subject.id, visible_transactions(actor))
     if isinstance(subject, WebhookEndpoint):
         return _matches(WebhookEndpoint, subject.id, visible_webhook_endpoints(actor))
+    if isinstance(subject, ScreeningHit):
+        return reads_everything(actor)  # they name organisations on sanctions lists
     raise TypeError(f"no visibility rule for {type(subject).__name__}")
 
 

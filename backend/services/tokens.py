@@ -180,7 +180,7 @@ def reference_taken(digest: str) -> bool:
 
 def _responsible_user(actor: Actor) -> User:
     """The person who answers for a mint or burn: the signed-in user, or whoever issued the API key."""
-    user = actor.user or (actor.api_key.created_by if actor.api_key is not None else None)
+    user = actor.person
     if user is None:
         raise PermissionDenied("minting and burning must be traceable to a person: use a user's session, "
                                "or an API key a user issued")
