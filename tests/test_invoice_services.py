@@ -548,3 +548,58 @@ def test_registration_and_every_change_on_each_database_backend(on_each_backend)
     assert functions == ["registerBatch", "confirm", "dispute", "cancel", "split", "transferFrom"]
     assert listed(clerk, status=InvoiceStatus.PENDING) == [child.id for child in parent.children]
     assert listed(actor_of(sub_supplier), perspective=Perspective.HOLDER) == [parent.children[0].id]
+
+
+# ---------------------------------------------------------------- the timeline
+
+
+def csv_upload(supplier: Organisation, buyer: Organisation, numbers: list[str]) -> list[Invoice]:
+    due = date.today() + timedelta(days=30)
+    rows = "".join(f"{number},{buyer.legal_identifier},10.00,CNY,{date.today()},{due}\n" for number in numbers)
+    return invoice_intake.register_csv_invoices(
+        actor_of(supplier), ("invoice_number,buyer,amount,currency,issue_date,due_date\n" + rows).encode(),
+        mode=invoice_intake.CsvMode.ALL_OR_NOTHING).invoices
+
+
+def test_a_csv_invoices_timeline_starts_with_its_uploads_batch(supplier, buyer):
+    first_upload = csv_upload(supplier, buyer, ["A-1", "A-2"])
+    csv_upload(committed_organisation(Role.SUPPLIER), buyer, ["A-2"])  # another supplier's A-2
+    second_upload = csv_upload(supplier, buyer, ["B-1", "B-2"])
+    first_batch, others_batch, second_batch = factories.outbox_rows()
+    mined(first_batch)
+    invoice = first_upload[1]
+    invoice.status = InvoiceStatus.REGISTERED
+    db.session.commit()
+    invoices.confirm_invoice(actor_of(buyer), invoice.id)
+    confirmation = factories.outbox_rows()[-1]
+
+    steps = invoices.ledger_history(actor_of(buyer), invoice.id)
+
+    assert [(step.function, step.transaction, step.batched) for step in steps] == [
+        ("register", first_batch, True), ("confirm", confirmation, False)]
+    registration = steps[0].transaction
+    assert (steps[0].signer, registration.status, registration.tx_hash, registration.block_number) == (
+        supplier, ChainTransactionStatus.MINED, "0x%064x" % first_batch.id, 7)
+    assert [step.transaction for step in invoices.ledger_history(actor_of(supplier), second_upload[0].id)] == [
+        second_batch]
+    assert others_batch not in {step.transaction for step in steps}
+
+
+def test_a_registration_the_outbox_worker_batched_shows_the_batchs_transaction(supplier, buyer):
+    invoice = invoice_of(supplier, buyer, status=InvoiceStatus.REGISTERED)
+    carrier = ChainTransaction(intent_key=f"carrier:register:{invoice.id}", signer=supplier,
+                               contract=ContractName.RECEIVABLE_REGISTRY, function="registerBatch", args=[[]],
+                               subject_type=invoices.BATCH_SUBJECT, subject_id=invoice.id)
+    db.session.add(carrier)
+    db.session.flush()
+    member = ChainTransaction(intent_key=f"invoice:{invoice.id}:register", signer=supplier, invoice=invoice,
+                              contract=ContractName.RECEIVABLE_REGISTRY, function="register", args=[[]],
+                              status=ChainTransactionStatus.BATCHED, carried_by=carrier)
+    db.session.add(member)
+    mined(carrier)
+
+    (step,) = invoices.ledger_history(actor_of(buyer), invoice.id)
+
+    assert (step.function, step.transaction, step.batched, step.requested_at) == (
+        "register", carrier, True, member.created_at)
+    assert (step.transaction.tx_hash, step.transaction.block_number) == ("0x%064x" % carrier.id, 7)

@@ -15,6 +15,8 @@ from backend.models import (
     ChainTransaction,
     ChainTransactionStatus,
     ContractName,
+    FinancingRequest,
+    FinancingRequestStatus,
     Invoice,
     InvoiceSource,
     InvoiceStatus,
@@ -407,3 +409,92 @@ def test_a_split_that_does_not_add_up_is_shown_on_the_parts(app, client, finance
     assert answer.status_code == 400 and "Part 1: " in text(answer) and 'id="parts-errors"' in text(answer)
     with app.app_context():
         assert factories.count(ChainTransaction) == 0
+
+
+# ---------------------------------------------------------------- withdrawing a financing request
+
+
+def test_the_supplier_withdraws_its_open_request(app, client, financed):
+    portal_sign_in(client, financed["supplier"])
+    path = f"/financing-requests/{financed['request']}"
+    assert "Withdraw the request" in text(client.get(path))
+
+    answer = post_form(client, f"{path}/withdraw", path)
+
+    assert answer.status_code == 302 and answer.location == path
+    with app.app_context():
+        row = db.session.scalars(db.select(ChainTransaction)).one()
+        assert (row.function, row.subject_type, row.subject_id) == ("cancelRequest", "financing_request",
+                                                                    financed["request"])
+    page = text(client.get(path))
+    assert "The withdrawal of the request is on its way to the ledger." in page
+    # Once on its way, the request cannot be withdrawn twice.
+    assert "Withdraw the request" not in page and "it closes the request once the ledger has it" in page
+    assert post_form(client, f"{path}/withdraw", f"/invoices/{financed['invoice']}").status_code == 400
+
+
+def test_only_the_seller_withdraws_a_request(app, client, financed):
+    with app.app_context():
+        stranger = user_with_password(factories.organisation(Role.SUPPLIER)).email
+    path = f"/financing-requests/{financed['request']}"
+    portal_sign_in(client, financed["buyer"])
+    assert "Withdraw the request" not in text(client.get(path))
+    assert post_form(client, f"{path}/withdraw", path).status_code == 403
+    client.post("/sign-out", data={"csrf_token": csrf_token(client, "/payables")})
+
+    portal_sign_in(client, stranger)
+
+    # A stranger is not told the request exists.
+    assert post_form(client, f"{path}/withdraw", "/invoices").status_code == 404
+    assert client.post(f"{path}/withdraw").status_code == 400  # without the CSRF token
+    with app.app_context():
+        assert factories.count(ChainTransaction) == 0
+
+
+def test_a_request_no_longer_open_is_not_withdrawn(app, client, financed):
+    with app.app_context():
+        db.session.get(FinancingRequest, financed["request"]).status = FinancingRequestStatus.FUNDED
+        db.session.commit()
+    portal_sign_in(client, financed["supplier"])
+    path = f"/financing-requests/{financed['request']}"
+    assert "Withdraw the request" not in text(client.get(path))
+
+    answer = post_form(client, f"{path}/withdraw", f"/invoices/{financed['invoice']}")
+
+    assert answer.status_code == 400 and "not open" in text(answer)
+
+
+# ---------------------------------------------------------------- a CSV upload's progress and timeline
+
+
+def test_the_csv_upload_form_shows_the_uploads_progress(client, registering):
+    portal_sign_in(client, registering["supplier"])
+
+    page = text(client.get("/invoices/upload-csv"))
+
+    # Without JavaScript a plain multipart post; with it, htmx posts it and the script moves the bar.
+    assert '<form method="post" action="/invoices/upload-csv" enctype="multipart/form-data"' in page
+    assert 'hx-post="/invoices/upload-csv"' in page and 'data-upload-progress="csv-upload-progress"' in page
+    assert '<label for="csv-upload-progress"' in page
+    assert '<progress id="csv-upload-progress" max="100" value="0"></progress>' in page
+    assert '<script defer src="/static/portal/upload_progress.js"></script>' in page
+    script = client.get("/static/portal/upload_progress.js")
+    assert script.status_code == 200 and "javascript" in script.mimetype
+    assert "htmx:config:request" in text(script) and 'request.upload.addEventListener("progress"' in text(script)
+
+
+def test_a_csv_invoices_timeline_shows_its_registration_in_the_batch(app, client, registering):
+    portal_sign_in(client, registering["supplier"])
+    post_form(client, "/invoices/upload-csv", "/invoices/upload-csv", file=csv_file(), mode="valid-rows-only")
+    with app.app_context():
+        batch = db.session.scalars(db.select(ChainTransaction)).one()
+        batch.status, batch.nonce, batch.raw_tx, batch.tx_hash, batch.block_number = (
+            ChainTransactionStatus.MINED, 0, "0x00", REGISTRATION_HASH, 123)
+        invoice_id = db.session.scalars(db.select(Invoice.id).where(Invoice.invoice_number == "B-3")).one()
+        db.session.commit()
+
+    page = text(client.get(f"/invoices/{invoice_id}"))
+
+    timeline = page[page.index('id="timeline"'):page.index("</table>", page.index('id="timeline"'))]
+    assert "Registered<br><span class=\"hint\">sent in a batch of registrations</span>" in timeline
+    assert REGISTRATION_HASH in timeline and '<td class="number">123</td>' in timeline and "Mined" in timeline

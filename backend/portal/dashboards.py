@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from flask_babel import LazyString
+from babel.dates import format_skeleton
+from flask_babel import LazyString, get_locale
 from flask_babel import lazy_gettext as _l
 
 from backend.models import InvoiceStatus, KycStatus, Role
 from backend.services import overview
 from backend.services.actors import Actor
 from backend.services.invoices import Perspective
+from backend.services.ledger import settlement_currency
 
 
 @dataclass(frozen=True)
@@ -22,13 +25,34 @@ class Dashboard:
     figures: Callable[[Actor], dict[str, Any]]
 
 
+def supplier_figures(actor: Actor) -> dict[str, Any]:
+    """The supplier's receivables by status, its settlement tokens, its days from invoice to
+    cash by month (with each month's name), and its next maturities."""
+    days_to_cash = overview.days_to_cash(actor)
+    return {"invoices": overview.invoice_totals(actor, Perspective.SUPPLIER),
+            "balance_minor": overview.settlement_balance(actor), "settlement_currency": settlement_currency(),
+            "days_to_cash": days_to_cash, "cash_months": [month_name(entry.month, "yMMM") for entry in days_to_cash],
+            "cash_window_months": overview.DAYS_TO_CASH_MONTHS,
+            "maturities": overview.upcoming_maturities(actor, Perspective.SUPPLIER)}
+
+
+def buyer_figures(actor: Actor) -> dict[str, Any]:
+    """The buyer's payables by status and its next maturities."""
+    return {"invoices": overview.invoice_totals(actor, Perspective.BUYER),
+            "maturities": overview.upcoming_maturities(actor, Perspective.BUYER)}
+
+
+def month_name(month: date, skeleton: str = "yMMMM") -> str:
+    """A month as the user's language names it: "December 2026" ("Dec 2026" with the skeleton
+    "yMMM"), "2026年12月"."""
+    return format_skeleton(skeleton, month, locale=get_locale())
+
+
 # In the order the navigation lists them; the URL (/dashboard/<name>) and the template
 # (portal/dashboard_<name>.html) are named after the role.
 DASHBOARDS: dict[str, Dashboard] = {
-    "supplier": Dashboard(Role.SUPPLIER, _l("Receivables"),
-                          lambda actor: {"invoices": overview.invoice_totals(actor, Perspective.SUPPLIER)}),
-    "buyer": Dashboard(Role.BUYER, _l("Payables"),
-                       lambda actor: {"invoices": overview.invoice_totals(actor, Perspective.BUYER)}),
+    "supplier": Dashboard(Role.SUPPLIER, _l("Receivables"), supplier_figures),
+    "buyer": Dashboard(Role.BUYER, _l("Payables"), buyer_figures),
     "financier": Dashboard(Role.FINANCIER, _l("Portfolio"),
                            lambda actor: {"invoices": overview.invoice_totals(actor, Perspective.HOLDER),
                                           "open_requests": overview.financeable_count(actor)}),

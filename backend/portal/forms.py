@@ -6,6 +6,8 @@ on the fields they name.
 """
 from __future__ import annotations
 
+from datetime import date
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -23,7 +25,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 from backend.models import InvoiceStatus
 from backend.portal.i18n import LANGUAGES
@@ -162,3 +164,26 @@ class SplitForm(FlaskForm):
     # organisation number; the holder's own keeps that part).
     parts = TextAreaField(_l("Parts, one a line: amount, recipient"), validators=[DataRequired(), Length(max=10_000)],
                           render_kw={"rows": 4})
+
+
+# The months a calendar shows (MonthForm's pattern accepts these years).
+FIRST_CALENDAR_MONTH, LAST_CALENDAR_MONTH = date(1900, 1, 1), date(2999, 12, 1)
+
+
+class MonthForm(FlaskForm):
+    """The month a calendar shows: a GET form, so it has no CSRF token (it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    month = StringField(_l("Month (YYYY-MM)"), validators=[Optional(), Regexp(
+        r"^(19|2\d)\d\d-(0[1-9]|1[0-2])$",
+        message=_l("Give a month from 1900-01 to 2999-12 as YYYY-MM, for example 2027-01."))],
+        render_kw={"type": "month", "min": "1900-01", "max": "2999-12"})
+
+    def chosen_month(self) -> date | None:
+        """The first day of the month asked for (validated), None when none is."""
+        if not self.month.data:
+            return None
+        year, month = self.month.data.split("-")
+        return date(int(year), int(month), 1)

@@ -1,9 +1,10 @@
 """The supplier's invoices and the buyer's payables (issue 5 §2 and §3). The supplier: its
 invoice list, each invoice's page with its ledger timeline, one invoice from its PDF (the form
 filled in from a UBL e-invoice when one is given), a bulk CSV with its per-row error report, a
-financing request, the offers side by side and accepting one, and splitting a receivable for
-its own suppliers. The buyer: its inbox of registered invoices, confirmed or disputed one by
-one (on the invoice's page) or together, and repaying confirmed payables in full or in part.
+financing request, the offers side by side and accepting one (or withdrawing the request), and
+splitting a receivable for its own suppliers. The buyer: its inbox of registered invoices,
+confirmed or disputed one by one (on the invoice's page) or together, its confirmed payables
+month by month in a maturity calendar, and repaying them in full or in part.
 
 Every read and write goes through backend/services (invoices, invoice_intake, financing,
 servicing), as the API's do: a page of another organisation's invoice is a 404, a confirmation
@@ -11,11 +12,13 @@ by anyone but its buyer a 403. See docs/portal.md ("Pages").
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+import calendar
+from datetime import UTC, date, datetime, time
 
+from babel.dates import get_day_names
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import LazyString
+from flask_babel import LazyString, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -23,12 +26,22 @@ from wtforms import SelectChoice
 
 from backend.extensions import db
 from backend.intake import RowError
-from backend.models import ChainTransactionStatus, FinancingRequestStatus, Invoice, InvoiceStatus, Role
+from backend.models import (
+    ChainTransaction,
+    ChainTransactionStatus,
+    FinancingRequest,
+    FinancingRequestStatus,
+    Invoice,
+    InvoiceStatus,
+    Role,
+)
 from backend.money import from_minor_units
 from backend.portal import layout
 from backend.portal.auth import current_actor, show_service_errors
-from backend.portal.dashboards import INVOICE_STATUS_LABELS
+from backend.portal.dashboards import INVOICE_STATUS_LABELS, month_name
 from backend.portal.forms import (
+    FIRST_CALENDAR_MONTH,
+    LAST_CALENDAR_MONTH,
     AcceptOfferForm,
     ConfirmForm,
     CsvUploadForm,
@@ -36,21 +49,23 @@ from backend.portal.forms import (
     FinancingRequestForm,
     InvoiceFilterForm,
     InvoiceUploadForm,
+    MonthForm,
     PayablesForm,
     RepaymentForm,
     SplitForm,
     UblPrefillForm,
 )
-from backend.services import financing, invoice_intake, invoices, servicing
+from backend.services import financing, invoice_intake, invoices, overview, servicing
 from backend.services.errors import Duplicate, InvalidInput, ServiceError
 from backend.services.financing import outstanding_minor
 from backend.services.invoice_intake import CsvMode
-from backend.services.ledger import settlement_currency
+from backend.services.ledger import ledger_now, settlement_currency
 
 blp = Blueprint("invoice_pages", __name__)
 layout.setup(blp)
 layout.nav_link("invoice_pages.invoice_list", _l("Invoices"), Role.SUPPLIER)
 layout.nav_link("invoice_pages.payables", _l("Payables inbox"), Role.BUYER)
+layout.nav_link("invoice_pages.maturity_calendar", _l("Maturity calendar"), Role.BUYER)
 
 PAGE_SIZE = 25
 # How the timeline names each ledger write (invoices.TIMELINE_FUNCTIONS) and its way to the chain.
@@ -226,6 +241,35 @@ def confirmed_payables() -> ResponseReturnValue:
     return render_template("portal/payables_confirmed.html", page=page)
 
 
+@blp.route("/payables/calendar")
+@login_required
+def maturity_calendar() -> ResponseReturnValue:
+    """The buyer's confirmed payables falling due in a month (`?month=YYYY-MM`, else the
+    current one, UTC), day by day in a calendar whose weeks start on the day the user's
+    language starts them: what is still to pay each day and in the month, and to whom."""
+    require_role(Role.BUYER)
+    form = MonthForm(formdata=request.args)
+    chosen = form.chosen_month() if form.validate() else None
+    month = chosen or ledger_now().date().replace(day=1)
+    locale = get_locale()
+    first_weekday = locale.first_week_day
+    wide, abbreviated = get_day_names("wide", locale=locale), get_day_names("abbreviated", locale=locale)
+    return render_template(
+        "portal/payables_calendar.html", form=form, month=month, month_title=month_name(month),
+        maturities=overview.maturity_calendar(current_actor(), month),
+        weeks=calendar.Calendar(first_weekday).monthdatescalendar(month.year, month.month),
+        weekday_names=[(wide[(first_weekday + offset) % 7], abbreviated[(first_weekday + offset) % 7])
+                       for offset in range(7)],
+        previous_month=shifted_month(month, -1), next_month=shifted_month(month, 1),
+    ), 400 if form.errors else 200
+
+
+def shifted_month(month: date, months: int) -> date | None:
+    """The month `months` after `month` (its first day), or None beyond the calendar's months."""
+    shifted = overview.shift_month(month, months)
+    return shifted if FIRST_CALENDAR_MONTH <= shifted <= LAST_CALENDAR_MONTH else None
+
+
 def decide(form: PayablesForm) -> None:
     """Confirms or disputes each ticked invoice on its own: one refused (answered meanwhile,
     say) leaves the others done, and is named in a message."""
@@ -360,8 +404,29 @@ def financing_offers(request_id: int) -> ResponseReturnValue:
     terms = financing.compare_offers(actor, request_id)
     forms = {entry.offer.id: AcceptOfferForm(formdata=None, advance=str(from_minor_units(
         entry.advance_minor, request_.invoice.currency))) for entry in terms}
+    is_seller = request_.seller_id == actor.organisation.id
     return render_template("portal/financing_offers.html", financing_request=request_, terms=terms, forms=forms,
-                           can_accept=request_.seller_id == actor.organisation.id)
+                           can_accept=is_seller, closing=closing_writes(request_),
+                           withdrawable=is_seller and request_.status == FinancingRequestStatus.OPEN,
+                           withdraw_form=ConfirmForm(formdata=None),
+                           financing_request_status_labels=FINANCING_REQUEST_STATUS_LABELS)
+
+
+def closing_writes(request_: FinancingRequest) -> list[ChainTransaction]:
+    """The request's withdrawal, acceptance or funding on its way to the ledger: it will close."""
+    return [row for row in financing.pending_actions(request_) if row.function in financing.CLOSING_FUNCTIONS]
+
+
+@blp.route("/financing-requests/<int:request_id>/withdraw", methods=["POST"])
+@login_required
+def withdraw_financing_request(request_id: int) -> ResponseReturnValue:
+    """The seller withdraws its open request (financing.cancel_financing_request): once the
+    ledger has it, every offer on it lapses."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    financing.cancel_financing_request(current_actor(), request_id)
+    flash(_("The withdrawal of the request is on its way to the ledger."), "success")
+    return redirect(url_for("invoice_pages.financing_offers", request_id=request_id))
 
 
 @blp.route("/offers/<int:offer_id>/accept", methods=["POST"])

@@ -17,13 +17,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import selectinload
 
 from backend import money
 from backend.chain.client import child_receivable_id
@@ -53,6 +54,8 @@ from backend.services.transaction import atomic
 MIN_SPLIT_PARTS, MAX_SPLIT_PARTS = 2, 100
 # The subject of a CSV upload's registerBatch outbox rows (the subject id is the first invoice's).
 BATCH_SUBJECT = "invoice-batch"
+# How many registerBatch rows a timeline reads at a time while it looks for a CSV invoice's own.
+UPLOAD_BATCH_SEARCH_CHUNK = 10
 MAX_DISPUTE_NOTE_LENGTH = 2000
 # The ledger functions that move a receivable: registered, confirmed or disputed, cancelled,
 # split, transferred, financed (an accepted offer, a funded request), repaid, marked late.
@@ -195,18 +198,46 @@ def invoice_document(actor: Actor, invoice_id: int) -> tuple[Document, bytes]:
     return invoice.document, document_store().read(invoice.document.sha256)
 
 
+@dataclass(frozen=True)
+class TimelineStep:
+    """One step of an invoice's timeline: the ledger call that moved it (`function`; a
+    registration carried in a batch is its `register`), who signed it and when it was asked
+    for, and the outbox row of the transaction that took it to the ledger (`transaction`: its
+    status, hash and block), the write's own or, when it went `batched` with other invoices'
+    registrations, the registerBatch that carried it."""
+
+    function: str
+    signer: Organisation | None
+    requested_at: datetime
+    transaction: ChainTransaction
+    batched: bool
+
+
 @atomic
-def ledger_history(actor: Actor, invoice_id: int) -> list[ChainTransaction]:
+def ledger_history(actor: Actor, invoice_id: int) -> list[TimelineStep]:
     """The invoice's timeline: the ledger writes that moved its receivable (TIMELINE_FUNCTIONS),
     whoever signed them, oldest first, each with its transaction hash and block once sent and
-    mined. Anyone who may see the invoice may see how it came to be; the financing talk that
-    did not move it (requests, offers, withdrawals) stays with the parties to it."""
+    mined. A registration sent in a batch (a CSV upload's registerBatch, or one the outbox
+    worker gathered: BATCHED, `carried_by` the batch) shows the batch's transaction. Anyone who
+    may see the invoice may see how it came to be; the financing talk that did not move it
+    (requests, offers, withdrawals) stays with the parties to it."""
     invoice = get_authorized(actor, Action.VIEW_INVOICE, Invoice, invoice_id)
-    return list(db.session.scalars(
+    writes = db.session.scalars(
         select(ChainTransaction)
         .where(ChainTransaction.invoice_id == invoice.id, ChainTransaction.function.in_(TIMELINE_FUNCTIONS))
+        .options(selectinload(ChainTransaction.carried_by))
         .order_by(ChainTransaction.created_at, ChainTransaction.id)
-    ))
+    )
+    steps = [TimelineStep(write.function, write.signer, write.created_at, write.carried_by, batched=True)
+             if write.carried_by is not None else
+             TimelineStep(write.function, write.signer, write.created_at, write, batched=False)
+             for write in writes]
+    upload_batch = _upload_batch(invoice) if invoice.source == InvoiceSource.CSV else None
+    if upload_batch is not None:
+        # Written with the invoice itself: its first step.
+        steps.insert(0, TimelineStep("register", upload_batch.signer, upload_batch.created_at, upload_batch,
+                                     batched=True))
+    return steps
 
 
 def pending_actions(invoice: Invoice) -> list[ChainTransaction]:
@@ -214,21 +245,41 @@ def pending_actions(invoice: Invoice) -> list[ChainTransaction]:
     its own, and the CSV batch that registers it."""
     rows = outbox.in_flight(ChainTransaction.invoice_id == invoice.id)
     if invoice.status == InvoiceStatus.PENDING and invoice.source == InvoiceSource.CSV:
-        rows.extend(_registering_batches(invoice))
+        rows.extend(batch for batch in outbox.in_flight(*_batches_of_supplier(invoice)) if _registers(batch, invoice))
     return rows
 
 
-def _registering_batches(invoice: Invoice) -> list[ChainTransaction]:
-    """The in-flight registerBatch row whose registrations include the invoice's (a batch holds
-    one supplier's invoices, each once by its buyer and invoice-number hash)."""
-    batches = outbox.in_flight(
+def _batches_of_supplier(invoice: Invoice) -> tuple[ColumnElement[bool], ...]:
+    """The registerBatch rows that may register the invoice: its supplier's, starting at or
+    before it (a batch's subject is its first invoice)."""
+    return (
         ChainTransaction.subject_type == BATCH_SUBJECT,
         ChainTransaction.signer_id == invoice.supplier_id,
         ChainTransaction.subject_id <= invoice.id,
     )
+
+
+def _registers(batch: ChainTransaction, invoice: Invoice) -> bool:
+    """Whether the registerBatch row's registrations include the invoice's (a batch holds one
+    supplier's invoices, each once by its buyer and invoice-number hash: registration fields
+    0 and 5)."""
     key = (invoice.buyer.chain_address, invoice.invoice_number_hash)
-    # Registration fields 0 and 5: the buyer and the invoice-number hash.
-    return [batch for batch in batches if any((entry[0], entry[5]) == key for entry in batch.args[0])]
+    return any((entry[0], entry[5]) == key for entry in batch.args[0])
+
+
+def _upload_batch(invoice: Invoice) -> ChainTransaction | None:
+    """The registerBatch row of the CSV upload that registered the invoice, read a few rows at
+    a time from the supplier's batch starting nearest before the invoice back: that is the
+    upload's own, unless another upload at the same moment took ids in between."""
+    batches = db.session.scalars(
+        select(ChainTransaction).where(*_batches_of_supplier(invoice))
+        .order_by(ChainTransaction.subject_id.desc(), ChainTransaction.id.desc())
+        .execution_options(yield_per=UPLOAD_BATCH_SEARCH_CHUNK)
+    )
+    try:
+        return next((batch for batch in batches if _registers(batch, invoice)), None)
+    finally:
+        batches.close()
 
 
 # ---------------------------------------------------------------- the buyer's answer, the supplier's withdrawal
