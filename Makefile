@@ -5,8 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+# What the browser tests (tests/browser) need from the system: Debian's Chromium, which Playwright
+# launches by path (it downloads no browser; CHROMIUM_BINARY names another), and a font with
+# Chinese characters for their screenshots of the Chinese pages.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --quiet $(BROWSER_PACKAGES)
 
-.PHONY: install run test bench clean constraints
+.PHONY: install run test bench clean constraints chromium
 
 # The portal's message catalogues, compiled from their committed .po sources.
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard backend/portal/translations/*/LC_MESSAGES/messages.po))
@@ -29,8 +35,20 @@ $(STAMP_NPM): package.json package-lock.json
 run: install
 	$(BIN)/anchorline up
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Installed once, when missing; `apt-get update` only if the install fails without it.
+chromium:
+	@if [ -n "$$CHROMIUM_BINARY" ]; then \
+	  test -x "$$CHROMIUM_BINARY" || { echo "CHROMIUM_BINARY=$$CHROMIUM_BINARY is not an executable file" >&2; exit 1; }; \
+	elif ! command -v chromium >/dev/null || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+	  $(APT_INSTALL) || { $(SUDO) apt-get update --quiet && $(APT_INSTALL); } || { \
+	    echo "could not install $(BROWSER_PACKAGES): the browser tests (tests/browser) need Debian's chromium" \
+	         "package and a Chinese font; install them (sudo apt-get install $(BROWSER_PACKAGES)), or set" \
+	         "CHROMIUM_BINARY to a Chromium binary" >&2; exit 1; }; \
+	fi
 
 bench: install
 	$(BIN)/python -m bench.gas
