@@ -17,6 +17,7 @@ from backend.models import ChainTransaction, Delinquency, Invoice, InvoiceStatus
 from tests import api_support
 from tests import domain_factories as factories
 from tests.api_support import Credentials, problem_code
+from tests.test_servicing_services import bought, days_from_today, repaid
 
 
 @dataclass(frozen=True)
@@ -207,11 +208,12 @@ def test_the_portfolio_pages_through_holdings_with_totals(app: Flask, client: Fl
     assert body["totals"] == [  # over every holding, not only this page
         {"currency": "CNY", "receivables": 2, "amount": "15000.00", "amount_minor": 1_500_000,
          "outstanding": "14000.00", "outstanding_minor": 1_400_000, "overdue": "9000.00", "overdue_minor": 900_000,
-         "defaulted": "0.00", "defaulted_minor": 0},
+         "defaulted": "0.00", "defaulted_minor": 0, "expected_yield_percent": None, "realised_yield_percent": None},
         {"currency": "EUR", "receivables": 1, "amount": "700.00", "amount_minor": 70_000, "outstanding": "700.00",
          "outstanding_minor": 70_000, "overdue": "0.00", "overdue_minor": 0, "defaulted": "0.00",
-         "defaulted_minor": 0},
+         "defaulted_minor": 0, "expected_yield_percent": None, "realised_yield_percent": None},
     ]
+    assert body["items"][0]["yields"] is None  # it came to the financier without a purchase on the market
     rest = client.get(f"/api/v1/portfolio?limit=2&cursor={body['next_cursor']}", headers=book.holder.headers).json
     assert ([item["invoice_id"] for item in rest["items"]], rest["next_cursor"]) == ([euro], None)
 
@@ -221,3 +223,40 @@ def test_the_portfolio_pages_through_holdings_with_totals(app: Flask, client: Fl
     pending = client.get("/api/v1/portfolio?status=pending", headers=book.holder.headers)
     assert (pending.status_code, list(pending.json["errors"])) == (422, ["status"])
     assert client.get("/api/v1/portfolio", headers=book.seller.headers).status_code == 403
+
+
+def test_the_portfolio_carries_the_yields_of_what_the_financier_bought(app: Flask, client: FlaskClient,
+                                                                      book: Book) -> None:
+    with app.app_context():
+        financier = db.session.get(Organisation, book.holder.organisation_id)
+        invoice = db.session.get(Invoice, book.invoice_id)  # 10,000.00, due 40 days ago
+        # Bought for 9,700.00 100 days ago; repaid in full 20 days ago: 300.00 over 80 days.
+        bought(invoice, financier, paid_minor=970_000, on=days_from_today(-100))
+        repaid(invoice, 1_000_000, on=days_from_today(-20), block=150)
+        db.session.commit()
+
+    body = client.get("/api/v1/portfolio", headers=book.holder.headers).json
+
+    assert body["items"][0]["yields"] == {
+        "paid": "9700.00", "paid_minor": 970_000, "funded_on": days_from_today(-100).isoformat(),
+        "received": "10000.00", "received_minor": 1_000_000,
+        # 300 / 9,700 × 365 / 60 × 100 = 18.8144…; 300 / 9,700 × 365 / 80 × 100 = 14.1108…
+        "expected_yield_percent": "18.81", "repaid_on": days_from_today(-20).isoformat(),
+        "realised_yield_percent": "14.11",
+    }
+    assert (body["totals"][0]["expected_yield_percent"], body["totals"][0]["realised_yield_percent"]) == (
+        None, "14.11")  # nothing still owed
+
+
+def test_the_overdue_list_holds_what_is_unpaid_after_its_due_date(app: Flask, client: FlaskClient,
+                                                                   book: Book) -> None:
+    change_invoice(app, book.invoice_id, delinquency=Delinquency.DEFAULTED)
+    late = held_invoice(app, book, due_in_days=-3, issue_date=days_from_today(-30))
+    held_invoice(app, book, due_in_days=3)
+
+    response = client.get("/api/v1/portfolio/overdue", headers=book.holder.headers)
+
+    assert response.status_code == 200, response.json
+    assert [(item["invoice_id"], item["days_late"], item["delinquency"]) for item in response.json["items"]] == [
+        (book.invoice_id, 40, "defaulted"), (late, 3, "none")]
+    assert client.get("/api/v1/portfolio/overdue", headers=book.buyer.headers).status_code == 403

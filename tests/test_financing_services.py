@@ -568,3 +568,26 @@ def test_the_market_page_gives_tenors_and_supplier_histories_in_one_query(market
                                                                                       1_000_000)
     with pytest.raises(PermissionDenied):
         financing.describe_financeable(market.seller, requests)
+
+
+# ---------------------------------------------------------------- the financier's own offers, and rates
+
+
+def test_a_financier_that_also_sells_lists_only_the_offers_it_made(market: Market) -> None:
+    made = open_offer(open_request(market), market.financier)
+    # The financier sells a receivable it holds; the rival offers on it.
+    held = factories.invoice(market.supplier, market.buyer, holder=market.financier)
+    received = open_offer(factories.financing_request(held), market.rival)
+
+    every = db.session.scalars(financing.offers(market.funder)).all()
+    own = db.session.scalars(financing.offers(market.funder, financier_id=market.financier.id)).all()
+
+    assert set(every) == {made, received} and own == [made]
+
+
+def test_the_annualised_rate_is_simple_on_a_365_day_year() -> None:
+    # 500 on 9,500 over 60 days: 500 / 9,500 × 365 / 60 × 100 = 32.0175…
+    assert financing.annualised_rate_percent(50_000, 950_000, 60) == Decimal("32.02")
+    assert financing.annualised_rate_percent(-10_000, 950_000, 60) == Decimal("-6.40")  # a loss
+    assert financing.annualised_rate_percent(50_000, 950_000, 0) is None
+    assert financing.annualised_rate_percent(50_000, 0, 60) is None

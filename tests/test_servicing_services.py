@@ -3,8 +3,10 @@ against the due date's 00:00 UTC plus the servicing periods, as the ledger judge
 financier's portfolio and the list of repayments."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,8 +19,10 @@ from backend.models import (
     ChainTransactionStatus,
     ContractName,
     Delinquency,
+    FinancingRequestStatus,
     Invoice,
     InvoiceStatus,
+    OfferStatus,
     Organisation,
     Repayment,
     RepaymentStatus,
@@ -273,3 +277,149 @@ def test_the_portfolio_holds_what_the_financier_holds_with_totals(book: Book) ->
         servicing.portfolio(book.holder, status=InvoiceStatus.PENDING)
     with pytest.raises(PermissionDenied):
         servicing.portfolio(book.seller)
+
+
+# ---------------------------------------------------------------- the financier's yields
+#
+# Worked examples: amounts in fen (CNY minor units), days counted from the day the ledger
+# settled the purchase. Each expected figure is the formula of servicing.HoldingYield done by hand.
+
+
+def days_from_today(days: int) -> date:
+    return date.today() + timedelta(days=days)
+
+
+def mined_write(function: str, signer: Organisation, invoice: Invoice, subject_type: str, subject_id: int, *,
+                block: int, on: date) -> ChainTransaction:
+    """A ledger write the platform sent, mined in `block` on the day `on`."""
+    row = ChainTransaction(intent_key=f"{subject_type}:{subject_id}:{function}:1", signer=signer, invoice=invoice,
+                           contract=ContractName.FINANCING, function=function, args=[], nonce=block, raw_tx="0x00",
+                           tx_hash="0x" + secrets.token_hex(32), status=ChainTransactionStatus.MINED,
+                           block_number=block, mined_at=datetime.combine(on, time(12), UTC),
+                           subject_type=subject_type, subject_id=subject_id)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def bought(invoice: Invoice, financier: Organisation, *, paid_minor: int, on: date, block: int = 100,
+           via_offer: bool = True) -> None:
+    """`financier` bought `invoice` from its supplier for `paid_minor`, settled on the ledger `on`
+    in `block`: the supplier accepted its offer, or (not `via_offer`) it funded the request."""
+    request = factories.financing_request(invoice, status=FinancingRequestStatus.FUNDED,
+                                          asking_advance_minor=paid_minor)
+    request.seller_id = invoice.supplier_id
+    if via_offer:
+        offer = factories.offer(request, financier, advance_minor=paid_minor, status=OfferStatus.ACCEPTED)
+        mined_write("acceptOffer", invoice.supplier, invoice, "offer", offer.id, block=block, on=on)
+    else:
+        mined_write("fundRequest", financier, invoice, "financing_request", request.id, block=block, on=on)
+
+
+def repaid(invoice: Invoice, amount_minor: int, *, on: date, block: int) -> None:
+    """The buyer's repayment of `amount_minor`, recorded on the ledger `on` in `block`."""
+    repayment = Repayment(invoice=invoice, payer=invoice.buyer, amount_minor=amount_minor,
+                          status=RepaymentStatus.RECORDED, recorded_at=datetime.combine(on, time(9), UTC))
+    db.session.add(repayment)
+    db.session.flush()
+    mined_write("repay", invoice.buyer, invoice, "repayment", repayment.id, block=block, on=on)
+    invoice.repaid_minor += amount_minor
+    if invoice.repaid_minor == invoice.amount_minor:
+        invoice.status = InvoiceStatus.REPAID
+
+
+def test_the_expected_yield_of_a_receivable_bought_through_an_offer(book: Book) -> None:
+    # 10,000.00 due in 30 days, bought 60 days ago for 9,700.00: 300.00 over 90 days.
+    bought(book.invoice, book.financier, paid_minor=970_000, on=days_from_today(-60))
+
+    (entry,) = servicing.holding_yields(book.holder, [book.invoice]).values()
+
+    assert (entry.paid_minor, entry.funded_on, entry.received_minor, entry.expected_minor, entry.expected_days) == (
+        970_000, days_from_today(-60), 0, 1_000_000, 90)
+    # 300 / 9,700 × 365 / 90 × 100 = 12.5429…
+    assert entry.expected_yield_percent == Decimal("12.54")
+    assert (entry.repaid_on, entry.realised_yield_percent) == (None, None)
+
+
+def test_a_funded_request_returns_only_what_is_repaid_to_its_financier(book: Book) -> None:
+    # 2,000.00 repaid to the supplier before the purchase (an earlier block); the financier funds
+    # the request outright at its asking 7,600.00 45 days before the due date, then is repaid 3,000.00.
+    repaid(book.invoice, 200_000, on=days_from_today(-50), block=90)
+    bought(book.invoice, book.financier, paid_minor=760_000, on=days_from_today(-45), via_offer=False)
+    repaid(book.invoice, 300_000, on=days_from_today(-10), block=120)
+
+    entry = servicing.holding_yields(book.holder, [book.invoice])[book.invoice.id]
+
+    # It collects the 8,000.00 outstanding when it bought: 3,000.00 received, 5,000.00 still owed.
+    assert (entry.paid_minor, entry.received_minor, entry.expected_minor, entry.expected_days) == (
+        760_000, 300_000, 800_000, 75)
+    # 400 / 7,600 × 365 / 75 × 100 = 25.6140…
+    assert entry.expected_yield_percent == Decimal("25.61")
+    assert entry.realised_yield_percent is None  # not repaid in full yet
+
+
+def test_the_realised_yield_of_a_receivable_repaid_in_full(book: Book) -> None:
+    # 5,000.00 due 5 days ago, bought 40 days ago for 4,900.00, repaid 2,000.00 and then the
+    # last 3,000.00 10 days ago: 100.00 over 30 days, where 35 were expected.
+    invoice = factories.invoice(book.supplier, book.buyer, holder=book.financier, amount_minor=500_000,
+                                due_in_days=-5, issue_date=days_from_today(-90))
+    bought(invoice, book.financier, paid_minor=490_000, on=days_from_today(-40))
+    repaid(invoice, 200_000, on=days_from_today(-20), block=110)
+    repaid(invoice, 300_000, on=days_from_today(-10), block=130)
+
+    entry = servicing.holding_yields(book.holder, [invoice])[invoice.id]
+
+    assert (entry.received_minor, entry.repaid_on, entry.realised_days) == (500_000, days_from_today(-10), 30)
+    # 100 / 4,900 × 365 / 35 × 100 = 21.2828…; 100 / 4,900 × 365 / 30 × 100 = 24.8299…
+    assert (entry.expected_yield_percent, entry.realised_yield_percent) == (Decimal("21.28"), Decimal("24.83"))
+
+
+def test_only_the_financiers_own_purchases_have_yields(book: Book) -> None:
+    transferred = factories.invoice(book.supplier, book.buyer, holder=book.financier)
+    funded_by_another = factories.invoice(book.supplier, book.buyer, holder=book.financier)
+    bought(funded_by_another, factories.organisation(Role.FINANCIER), paid_minor=900_000, on=days_from_today(-5),
+           via_offer=False)
+    bought(book.invoice, book.financier, paid_minor=970_000, on=days_from_today(-1))
+    stranger = factories.actor(factories.organisation(Role.FINANCIER))
+
+    assert set(servicing.holding_yields(book.holder, [book.invoice, transferred, funded_by_another])) == {
+        book.invoice.id}
+    assert servicing.holding_yields(stranger, [book.invoice]) == {}  # not its holding
+    with pytest.raises(PermissionDenied):
+        servicing.holding_yields(book.seller, [book.invoice])
+
+
+def test_the_portfolio_pools_its_yields_per_currency(book: Book) -> None:
+    # Still owed: 300.00 on 9,700.00 for 90 days and 50.00 on 1,950.00 for 30 days:
+    # 35,000 / (970,000 × 90 + 195,000 × 30) × 365 × 100 = 13.7144…
+    bought(book.invoice, book.financier, paid_minor=970_000, on=days_from_today(-60))
+    smaller = factories.invoice(book.supplier, book.buyer, holder=book.financier, amount_minor=200_000,
+                                due_in_days=20)
+    bought(smaller, book.financier, paid_minor=195_000, on=days_from_today(-10))
+    # Repaid in full: 100.00 on 4,900.00 over 30 days (24.83 %), not among the expected.
+    done = factories.invoice(book.supplier, book.buyer, holder=book.financier, amount_minor=500_000,
+                             due_in_days=-5, issue_date=days_from_today(-90))
+    bought(done, book.financier, paid_minor=490_000, on=days_from_today(-40))
+    repaid(done, 500_000, on=days_from_today(-10), block=130)
+
+    (total,) = servicing.portfolio(book.holder).totals
+
+    assert (total.currency, total.receivables) == ("CNY", 3)
+    assert (total.expected_yield_percent, total.realised_yield_percent) == (Decimal("13.71"), Decimal("24.83"))
+    assert servicing.portfolio(book.holder, status=InvoiceStatus.REPAID).totals[0].expected_yield_percent is None
+
+
+def test_the_overdue_list_holds_the_late_receivables_longest_late_first(book: Book) -> None:
+    late = factories.invoice(book.supplier, book.buyer, holder=book.financier, due_in_days=-3,
+                             issue_date=days_from_today(-60))
+    later = factories.invoice(book.supplier, book.buyer, holder=book.financier, due_in_days=-40,
+                              issue_date=days_from_today(-90))
+    later.delinquency = Delinquency.DEFAULTED
+    factories.invoice(book.supplier, book.buyer, holder=book.financier, due_in_days=-10,
+                      issue_date=days_from_today(-60), status=InvoiceStatus.REPAID)
+    factories.invoice(book.supplier, book.buyer, due_in_days=-10, issue_date=days_from_today(-60))  # the supplier's
+
+    assert db.session.scalars(servicing.overdue_holdings(book.holder)).all() == [later, late]
+    assert (servicing.days_late(later), servicing.days_late(book.invoice)) == (40, -30)
+    with pytest.raises(PermissionDenied):
+        servicing.overdue_holdings(book.payer)

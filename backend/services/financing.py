@@ -257,10 +257,21 @@ def offer_terms(offer: Offer, today: date) -> OfferTerms:
     invoice = offer.financing_request.invoice
     discount = outstanding_minor(invoice) - offer.advance_minor
     days = (invoice.due_date - today).days
-    rate = None
-    if days > 0 and offer.advance_minor > 0:
-        rate = (Decimal(discount) / Decimal(offer.advance_minor) * 365 / days * 100).quantize(Decimal("0.01"))
-    return OfferTerms(offer, offer.advance_minor, discount, days, rate)
+    return OfferTerms(offer, offer.advance_minor, discount, days,
+                      annualised_rate_percent(discount, offer.advance_minor, days))
+
+
+def annualised_rate_percent(gain_minor: int, outlay_minor: int, days: int) -> Decimal | None:
+    """The simple annual rate, in percent, at which `outlay_minor` earns `gain_minor` in `days`:
+
+        rate = gain / outlay × 365 / days × 100
+
+    (not compounded, a 365-day year, to two decimals); None when the outlay or the days are not
+    positive, where no yearly rate means anything. An offer's implied rate (`offer_terms`) and a
+    financier's yields (`servicing.holding_yields`) are this one formula."""
+    if days <= 0 or outlay_minor <= 0:
+        return None
+    return (Decimal(gain_minor) / Decimal(outlay_minor) * 365 / days * 100).quantize(Decimal("0.01"))
 
 
 @atomic
@@ -382,14 +393,21 @@ def get_offer(actor: Actor, offer_id: int) -> Offer:
 
 
 def offers(
-    actor: Actor, *, financing_request_id: int | None = None, status: OfferStatus | None = None
+    actor: Actor,
+    *,
+    financing_request_id: int | None = None,
+    status: OfferStatus | None = None,
+    financier_id: int | None = None,
 ) -> Select[tuple[Offer]]:
     """The offers the actor may see (a financier its own, a seller those on its requests), to
-    page through."""
+    page through; with `financier_id`, only that financier's (a financier that also sells
+    receivables: the offers it made, not those it received)."""
     authorize(actor, Action.VIEW_OFFER)
     statement = select(Offer).where(visible_offers(actor))
     if financing_request_id is not None:
         statement = statement.where(Offer.financing_request_id == financing_request_id)
+    if financier_id is not None:
+        statement = statement.where(Offer.financier_id == financier_id)
     if status is not None:
         statement = statement.where(Offer.status == status)
     return statement.options(selectinload(Offer.financing_request).selectinload(FinancingRequest.invoice))
