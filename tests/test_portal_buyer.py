@@ -93,6 +93,7 @@ def test_the_buyer_disputes_one_invoice_with_a_reason(app, client, parties):
     assert writes(app) == [("dispute", parties["first"])]
     with app.app_context():
         assert db.session.get(Invoice, parties["first"]).dispute_reason == "goods-defective: Cracked casings"
+    assert "<dd>Goods defective: Cracked casings</dd>" in text(client.get(path))  # the reason in words
 
 
 def test_a_dispute_without_a_known_reason_is_shown_on_the_form(app, client, parties):

@@ -395,6 +395,10 @@ def test_the_supplier_splits_a_receivable_for_its_own_supplier(app, client, fina
         row = db.session.scalars(db.select(ChainTransaction)).one()
         assert (row.function, row.args[1]) == ("split", [6_000_00, 4_000_00])
         assert factories.count(Invoice) == 4  # the two receivables of the fixture and the two parts
+        first_part = db.session.scalars(db.select(Invoice).where(Invoice.split_index == 0)).one()
+    page = text(client.get(path))
+    assert f'<a href="/invoices/{first_part.id}">Part 1</a>' in page and "CN¥6,000.00" in page
+    assert f'href="/invoices/{financed["unfinanced"]}"' in text(client.get(f"/invoices/{first_part.id}"))  # split from
 
 
 def test_a_split_that_does_not_add_up_is_shown_on_the_parts(app, client, financed):

@@ -20,6 +20,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 
+from backend.api.fields import ROW_ID
 from backend.extensions import db, limiter, login_manager
 from backend.models import Role, User
 from backend.portal import layout
@@ -181,7 +182,7 @@ def users_for_reset() -> ResponseReturnValue:
     return render_template("portal/users.html", users=users, form=ConfirmForm())
 
 
-@blp.route("/operator/users/<int:user_id>/password", methods=["POST"])
+@blp.route(f"/operator/users/<{ROW_ID}:user_id>/password", methods=["POST"])
 @login_required
 def reset_password(user_id: int) -> ResponseReturnValue:
     """Sets a temporary password and shows it on this one page, never again (it is not kept)."""

@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from wtforms import SelectChoice
 
+from backend.api.fields import ROW_ID
 from backend.extensions import db
 from backend.intake import RowError
 from backend.models import (
@@ -40,6 +41,7 @@ from backend.portal import layout
 from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.dashboards import INVOICE_STATUS_LABELS, month_name
 from backend.portal.forms import (
+    DISPUTE_REASON_LABELS,
     FIRST_CALENDAR_MONTH,
     LAST_CALENDAR_MONTH,
     AcceptOfferForm,
@@ -125,7 +127,7 @@ def invoice_list() -> ResponseReturnValue:
     return render_template("portal/invoices.html", form=form, page=page, status=form.status.data or "")
 
 
-@blp.route("/invoices/<int:invoice_id>")
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>")
 @login_required
 def invoice_page(invoice_id: int) -> ResponseReturnValue:
     """One invoice, its ledger timeline, and the buyer's answer while it awaits one."""
@@ -157,12 +159,23 @@ def render_invoice(invoice_id: int, dispute_form: DisputeForm | None = None,
                            confirm_form=ConfirmForm(), dispute_form=dispute_form or DisputeForm(),
                            repayment_form=repayment_form or RepaymentForm(
                                amount=str(from_minor_units(outstanding, invoice.currency))),
+                           dispute=dispute_of(invoice),
                            ledger_step_labels=LEDGER_STEP_LABELS,
                            financing_request_status_labels=FINANCING_REQUEST_STATUS_LABELS,
                            transaction_status_labels=TRANSACTION_STATUS_LABELS), status
 
 
-@blp.route("/invoices/<int:invoice_id>/confirm", methods=["POST"])
+def dispute_of(invoice: Invoice) -> tuple[LazyString | str, str | None] | None:
+    """The buyer's dispute as the page shows it: the reason in the user's language, and the
+    note (invoices.dispute_invoice stores them as "<reason>: <note>")."""
+    if not invoice.dispute_reason:
+        return None
+    code, _separator, note = invoice.dispute_reason.partition(": ")
+    reason = next((label for known, label in DISPUTE_REASON_LABELS.items() if known == code), code)
+    return reason, note or None
+
+
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/confirm", methods=["POST"])
 @login_required
 def confirm_invoice(invoice_id: int) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
@@ -172,7 +185,7 @@ def confirm_invoice(invoice_id: int) -> ResponseReturnValue:
     return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
 
 
-@blp.route("/invoices/<int:invoice_id>/dispute", methods=["POST"])
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/dispute", methods=["POST"])
 @login_required
 def dispute_invoice(invoice_id: int) -> ResponseReturnValue:
     actor = current_actor()
@@ -188,7 +201,7 @@ def dispute_invoice(invoice_id: int) -> ResponseReturnValue:
     return render_invoice(invoice_id, dispute_form=form, status=400)
 
 
-@blp.route("/invoices/<int:invoice_id>/repay", methods=["POST"])
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/repay", methods=["POST"])
 @login_required
 def repay_invoice(invoice_id: int) -> ResponseReturnValue:
     """The buyer pays the holder in full or in part (servicing.repay)."""
@@ -375,7 +388,7 @@ def upload_csv() -> ResponseReturnValue:
 # ---------------------------------------------------------------- the supplier's financing
 
 
-@blp.route("/invoices/<int:invoice_id>/financing", methods=["POST"])
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/financing", methods=["POST"])
 @login_required
 def request_financing(invoice_id: int) -> ResponseReturnValue:
     """The holder asks for an advance on its confirmed receivable (financing.request_financing)."""
@@ -395,7 +408,7 @@ def request_financing(invoice_id: int) -> ResponseReturnValue:
     return render_invoice(invoice_id, financing_form=form, status=400)
 
 
-@blp.route("/financing-requests/<int:request_id>")
+@blp.route(f"/financing-requests/<{ROW_ID}:request_id>")
 @login_required
 def financing_offers(request_id: int) -> ResponseReturnValue:
     """A financing request's open offers side by side: advance, discount, implied yearly rate."""
@@ -417,7 +430,7 @@ def closing_writes(request_: FinancingRequest) -> list[ChainTransaction]:
     return [row for row in financing.pending_actions(request_) if row.function in financing.CLOSING_FUNCTIONS]
 
 
-@blp.route("/financing-requests/<int:request_id>/withdraw", methods=["POST"])
+@blp.route(f"/financing-requests/<{ROW_ID}:request_id>/withdraw", methods=["POST"])
 @login_required
 def withdraw_financing_request(request_id: int) -> ResponseReturnValue:
     """The seller withdraws its open request (financing.cancel_financing_request): once the
@@ -429,7 +442,7 @@ def withdraw_financing_request(request_id: int) -> ResponseReturnValue:
     return redirect(url_for("invoice_pages.financing_offers", request_id=request_id))
 
 
-@blp.route("/offers/<int:offer_id>/accept", methods=["POST"])
+@blp.route(f"/offers/<{ROW_ID}:offer_id>/accept", methods=["POST"])
 @login_required
 def accept_offer(offer_id: int) -> ResponseReturnValue:
     """The seller accepts an offer: the advance and the receivable change hands on the ledger."""
@@ -444,7 +457,7 @@ def accept_offer(offer_id: int) -> ResponseReturnValue:
     return redirect(url_for("invoice_pages.invoice_page", invoice_id=offer.financing_request.invoice_id))
 
 
-@blp.route("/invoices/<int:invoice_id>/split", methods=["POST"])
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/split", methods=["POST"])
 @login_required
 def split_invoice(invoice_id: int) -> ResponseReturnValue:
     """The holder splits its confirmed receivable into parts, passed to its own suppliers."""
