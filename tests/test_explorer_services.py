@@ -7,10 +7,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+import requests
 from flask import Flask
+from sqlalchemy import update
 
 from backend.chain.client import child_receivable_id
 from backend.extensions import db
@@ -160,6 +166,37 @@ def test_the_lineage_of_a_split_of_a_split(auditor, parties):
     assert explorer.origin_of(grandchildren[1]) == origin
 
 
+def test_a_lineage_that_loops_in_a_damaged_database_is_walked_once(auditor, parties):
+    origin = factories.invoice(parties["supplier"], parties["buyer"], status=InvoiceStatus.SPLIT)
+    part = factories.split_part(origin, 0, amount_minor=1, status=InvoiceStatus.SPLIT)
+    # No service does this: a row changed behind the platform's back.
+    db.session.execute(update(Invoice).where(Invoice.id == origin.id).values(parent_id=part.id, split_index=0))
+    db.session.expire_all()
+
+    with failing_after(seconds=5):
+        lineage = explorer.split_lineage(auditor, part.id)
+        origin_of_part = explorer.origin_of(part)
+
+    assert lineage.ancestors == [origin]
+    assert [(node.invoice, node.children) for node in lineage.descendants] == [(origin, [])]
+    assert origin_of_part == origin
+
+
+@contextmanager
+def failing_after(*, seconds: int) -> Iterator[None]:
+    """TimeoutError if the block runs longer than `seconds` (a loop that never ends fails)."""
+    def give_up(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} seconds")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 # ---------------------------------------------------------------- the document check
 
 
@@ -239,6 +276,22 @@ def test_without_a_node_the_indexed_registration_is_compared(app: Flask, auditor
 
     assert check.verdict == DocumentVerdict.MATCH and check.source == HashSource.INDEXED_EVENT
     assert "no Ethereum JSON-RPC node answers" in check.ledger_error
+
+
+def test_the_ledger_s_error_never_quotes_the_node_s_url(auditor, parties):
+    class NodeAway:
+        def get_logs(self, **_filters: object) -> None:
+            raise requests.ConnectionError("HTTPSConnectionPool(host='rpc.example', port=443): Max retries exceeded "
+                                           "with url: /v3/secret-api-key?token=s3cret")
+
+    ledger = SimpleNamespace(deployment=SimpleNamespace(deploy_block=0),
+                             registry=SimpleNamespace(events=SimpleNamespace(ReceivableRegistered=NodeAway())))
+    invoice = stored_invoice(parties, invoices.receivable_hex(child_receivable_id(5, 6)))
+
+    check = explorer.check_document(auditor, invoice.id, ledger=ledger)
+
+    assert check.source == HashSource.INDEXED_EVENT
+    assert check.ledger_error == "unreachable: ConnectionError"
 
 
 # ---------------------------------------------------------------- CSV

@@ -23,6 +23,7 @@ from backend.models import (
     Organisation,
     Role,
 )
+from backend.models.types import MAX_ROW_ID
 from backend.portal.invoices import PAGE_SIZE
 from backend.services import audit, invoices
 from tests import domain_factories as factories
@@ -173,6 +174,12 @@ def test_the_receivable_page_shows_its_history_in_chain_order(client, platform):
     assert "Registered by Harbour Textiles for Keel Motors: CN¥10,000.00, issued Jan 1, 2026" in page
 
 
+def test_a_receivable_id_beyond_the_database_s_integers_is_not_found(client, platform):
+    portal_sign_in(client, platform["auditor"])
+
+    assert client.get(f"/explorer/receivables/{MAX_ROW_ID + 1}").status_code == 404
+
+
 def test_a_queued_write_is_marked_as_not_yet_mined(client, platform):
     portal_sign_in(client, platform["auditor"])
 
@@ -290,6 +297,17 @@ def test_the_audit_log_names_who_acted_and_links_the_receivable(client, platform
     assert "Harbour Textiles" in page and entries["alice"] in page
     assert f'href="/explorer/receivables/{platform["origin"]}"' in page
     assert '<option value="invoice.cancel">invoice.cancel</option>' in page
+
+
+def test_the_last_day_a_date_can_name_ends_a_search(client, platform, entries):
+    portal_sign_in(client, platform["auditor"])
+
+    export = client.get("/audit-log/export.csv?date_from=2026-03-04&date_to=9999-12-31")
+    exported = read_csv(export)
+    page = client.get("/audit-log?date_from=2026-03-03&date_to=9999-12-31")
+
+    assert export.status_code == 200 and [row[2] for row in exported[1:]] == ["invoice.split"]
+    assert page.status_code == 200 and actions_listed(text(page)) == ["invoice.split", "invoice.confirm"]
 
 
 def test_bad_filters_are_refused_beside_their_fields(client, platform, entries):

@@ -9,7 +9,7 @@ import re
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.chain.devnet import free_port
 from backend.extensions import db
@@ -26,6 +26,9 @@ from backend.models import (
     TokenOperation,
     TokenOperationKind,
 )
+from backend.portal.invoices import PAGE_SIZE
+from backend.services import organisations
+from backend.services.errors import InvalidState
 from tests import domain_factories as factories
 from tests.api_support import user_with_password
 from tests.portal_support import csrf_token, portal_sign_in, post_form, text
@@ -135,6 +138,23 @@ def test_a_review_decided_already_is_an_error_page(app, client, parties):
 
     assert answer.status_code == 400
     assert "was decided already" in text(answer)
+    assert writes(app) == []
+
+
+def test_a_refused_decision_is_shown_on_the_page_it_came_from(app, client, parties):
+    with app.app_context():
+        last = [factories.organisation(Role.SUPPLIER, kyc=KycStatus.PENDING) for _ in range(PAGE_SIZE + 1)][-1].id
+        db.session.commit()
+    portal_sign_in(client, parties["operator"])
+    second_page = text(client.get("/operator/onboarding?page=2"))
+    action = re.search(rf'action="([^"]*/onboarding/{last}/kyc[^"]*)"', second_page).group(1).replace("&amp;", "&")
+    prefix = f"organisation-{last}"
+
+    answer = client.post(action, data={f"{prefix}-csrf_token": csrf_token(client, "/operator/onboarding"),
+                                       f"{prefix}-note": "x" * 2001, f"{prefix}-approve": "1"})
+
+    assert answer.status_code == 400
+    assert f'id="{prefix}-note-errors"' in text(answer)
     assert writes(app) == []
 
 
@@ -328,6 +348,38 @@ def test_the_health_page_shows_every_figure_of_a_healthy_stack(app, client, part
     assert figures["Queue depth (tasks waiting)"] == "5"
     assert figures["Stuck transactions (sent long ago, no receipt)"] == "2"
     assert figures["Failed webhook deliveries (dead)"] == "4"
+
+
+def test_a_page_number_beyond_any_there_can_be_shows_the_first(app, client, parties):
+    portal_sign_in(client, parties["operator"])
+
+    for path in ("/operator/onboarding", "/operator/participants", "/operator/tokens"):
+        response = client.get(f"{path}?page={10**30}")
+        assert response.status_code == 200, path
+    assert "Harbour Capital" in text(client.get(f"/operator/participants?name=harbour&page={10**30}"))
+
+
+def test_a_decision_another_request_took_meanwhile_is_not_taken_again(app, parties):
+    """Two operators at once: this request read the organisation before the other's decision was
+    committed; the service judges the row the other left (locked on PostgreSQL), not that copy."""
+    with app.app_context():
+        operator = factories.actor(db.session.scalar(
+            select(Organisation).where(Organisation.name == "Anchorline Operations")))
+        pending = factories.organisation(Role.SUPPLIER, kyc=KycStatus.PENDING)
+        member = db.session.get(Organisation, parties["buyer"])
+        db.session.commit()
+        stale = [organisations.get_organisation(operator, organisation.id) for organisation in (pending, member)]
+        with db.engine.begin() as other_request:
+            other_request.execute(update(Organisation).where(Organisation.id == pending.id)
+                                  .values(kyc_status=KycStatus.REJECTED))
+            other_request.execute(update(Organisation).where(Organisation.id == member.id).values(suspended=True))
+
+        with pytest.raises(InvalidState, match="decided already"):
+            organisations.decide_kyc(operator, stale[0], approve=True)
+        with pytest.raises(InvalidState, match="suspended already"):
+            organisations.suspend(operator, stale[1], reason="a second suspension")
+
+    assert writes(app) == []
 
 
 # ---------------------------------------------------------------- who may

@@ -12,7 +12,7 @@ See docs/portal.md ("Pages").
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from wtforms import DateField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
+from backend.api.fields import ROW_ID
 from backend.extensions import db
 from backend.models import AuditLog, ChainEvent, Delinquency, InvoiceStatus, Organisation, User
 from backend.models.types import MAX_ROW_ID
@@ -115,7 +116,8 @@ class AuditLogFilterForm(FlaskForm):
             filters["actor_organisation_id"] = int(self.organisation.data)
         if self.date_from.data:
             filters["since"] = datetime.combine(self.date_from.data, time.min, UTC)
-        if self.date_to.data:
+        # The last day a date can name has no day after it to end at: it bounds nothing.
+        if self.date_to.data and self.date_to.data < date.max:
             filters["until"] = datetime.combine(self.date_to.data + timedelta(days=1), time.min, UTC)
         return filters
 
@@ -148,7 +150,7 @@ def explorer_export() -> ResponseReturnValue:
     return csv_response(lines, "receivables")
 
 
-@blp.route("/explorer/receivables/<int:invoice_id>")
+@blp.route(f"/explorer/receivables/<{ROW_ID}:invoice_id>")
 @login_required
 def receivable_page(invoice_id: int) -> ResponseReturnValue:
     """One receivable: its terms, its history on the ledger, its split lineage, its document check."""

@@ -24,8 +24,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
 
 from backend.api.fields import ROW_ID
 from backend.extensions import db
@@ -40,6 +40,7 @@ from backend.models import (
     TokenOperationStatus,
 )
 from backend.portal import layout
+from backend.portal.auditor import page_number
 from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.i18n import format_amount
 from backend.portal.invoices import PAGE_SIZE, TRANSACTION_STATUS_LABELS, require_role
@@ -147,7 +148,6 @@ class ParticipantFilterForm(FlaskForm):
         csrf = False
 
     name = StringField(_l("Name contains"), validators=[Optional(), Length(max=MAX_NAME_LENGTH)])
-    page = IntegerField(_l("Page"), validators=[Optional(), NumberRange(min=1)], default=1)
 
 
 class TokenOperationForm(FlaskForm):
@@ -188,9 +188,8 @@ def onboarding() -> ResponseReturnValue:
 def render_onboarding(decided: tuple[int, KycDecisionForm] | None = None, status: int = 200) -> ResponseReturnValue:
     """The onboarding queue; `decided`: an organisation's submitted form, shown with its errors."""
     require_role(Role.OPERATOR)
-    page_number = max(request.args.get("page", 1, type=int), 1)
     statement = organisations.organisation_directory(current_actor(), kyc_status=KycStatus.PENDING)
-    page = db.paginate(statement.order_by(Organisation.created_at, Organisation.id), page=page_number,
+    page = db.paginate(statement.order_by(Organisation.created_at, Organisation.id), page=page_number(),
                        per_page=PAGE_SIZE, error_out=False)
     forms = {organisation.id: KycDecisionForm(formdata=None, prefix=kyc_prefix(organisation.id))
              for organisation in page.items}
@@ -265,8 +264,8 @@ def participants() -> ResponseReturnValue:
     form = ParticipantFilterForm(formdata=request.args)
     valid = form.validate()
     statement = organisations.organisation_directory(actor, name=form.name.data if valid else None)
-    page = db.paginate(statement.order_by(Organisation.name, Organisation.id),
-                       page=form.page.data if valid and form.page.data else 1, per_page=PAGE_SIZE, error_out=False)
+    page = db.paginate(statement.order_by(Organisation.name, Organisation.id), page=page_number(), per_page=PAGE_SIZE,
+                       error_out=False)
     return render_template("portal/operator_participants.html", form=form, page=page, roles_of=role_labels_of,
                            writes=ledger_writes(organisations.SUBJECT, (org.id for org in page.items)),
                            write_labels=LEDGER_WRITE_LABELS, transaction_status_labels=TRANSACTION_STATUS_LABELS,
@@ -355,10 +354,9 @@ def settlement_token() -> ResponseReturnValue:
         status = 400
     elif request.method == "POST":
         status = 400
-    page_number = max(request.args.get("page", 1, type=int), 1)
     page = db.paginate(tokens.token_operations(actor).order_by(TokenOperation.created_at.desc(),
                                                                 TokenOperation.id.desc()),
-                       page=page_number, per_page=PAGE_SIZE, error_out=False)
+                       page=page_number(), per_page=PAGE_SIZE, error_out=False)
     return render_template(
         "portal/operator_tokens.html", mint_form=mint_form, burn_form=burn_form, page=page,
         writes=ledger_writes(tokens.SUBJECT, (operation.id for operation in page.items)),

@@ -18,6 +18,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from backend.services.actors import Actor
 from backend.services.errors import InvalidInput
 from backend.services.permissions import Action, authorize
 from backend.services.transaction import atomic
+
+logger = logging.getLogger(__name__)
 
 # Rows fetched from the database at a time while an export is written out.
 EXPORT_BATCH_ROWS = 500
@@ -199,26 +202,43 @@ class Lineage:
 
 @atomic
 def split_lineage(actor: Actor, invoice_id: int) -> Lineage:
+    """Where the receivable was split from and what it was split into (see Lineage)."""
     authorize(actor, Action.EXPLORE_LEDGER)
     invoice = invoices.get_invoice(actor, invoice_id)
+    return Lineage(ancestors=_ancestors(invoice), descendants=_descendants(invoice, {invoice.id}))
+
+
+# A receivable's parents and parts never loop back to it on the platform; in a damaged database
+# they might, and the walks below stop at a receivable they have met rather than go round forever.
+
+
+def _ancestors(invoice: Invoice) -> list[Invoice]:
+    """The invoices `invoice` was split from, its origin first and its parent last."""
     ancestors: list[Invoice] = []
+    seen = {invoice.id}
     parent = invoice.parent
-    while parent is not None:
+    while parent is not None and parent.id not in seen:
+        seen.add(parent.id)
         ancestors.insert(0, parent)
         parent = parent.parent
-    return Lineage(ancestors=ancestors, descendants=_descendants(invoice))
+    return ancestors
 
 
-def _descendants(invoice: Invoice) -> list[LineageNode]:
-    return [LineageNode(child, _descendants(child)) for child in invoice.children]
+def _descendants(invoice: Invoice, seen: set[int]) -> list[LineageNode]:
+    """The parts `invoice` was split into, each with its own, but none of `seen` (which grows)."""
+    nodes: list[LineageNode] = []
+    for child in invoice.children:
+        if child.id not in seen:
+            seen.add(child.id)
+            nodes.append(LineageNode(child, _descendants(child, seen)))
+    return nodes
 
 
 def origin_of(invoice: Invoice) -> Invoice:
     """The invoice a split child was first split from (an invoice that is no split child is
     its own origin): the one whose registration anchors the document."""
-    while invoice.parent is not None:
-        invoice = invoice.parent
-    return invoice
+    ancestors = _ancestors(invoice)
+    return ancestors[0] if ancestors else invoice
 
 
 # ---------------------------------------------------------------- the document check
@@ -271,7 +291,10 @@ def check_document(actor: Actor, invoice_id: int, *, ledger: LedgerClient | None
         try:
             anchored, source = _anchored_on_ledger(ledger, int(origin.receivable_id, 16)), HashSource.LEDGER
         except (ChainError, Web3Exception, requests.RequestException, OSError) as exc:
-            ledger_error = str(exc) if isinstance(exc, ChainError) else f"{type(exc).__name__}: {exc}"
+            # Our ChainErrors name the node without credentials; the others' messages may quote
+            # the RPC URL's path and query string, where node providers put API keys.
+            logger.warning("document check: reading the ledger failed", exc_info=True)
+            ledger_error = str(exc) if isinstance(exc, ChainError) else f"unreachable: {type(exc).__name__}"
             anchored, source = _anchored_in_index(origin.receivable_id), HashSource.INDEXED_EVENT
     if stored is None:
         verdict = DocumentVerdict.MISSING
