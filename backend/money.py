@@ -94,3 +94,8 @@ def from_minor_units(minor_units: int, currency: str) -> Decimal:
     if not 0 <= minor_units <= MAX_MINOR_UNITS:
         raise AmountError(f"{minor_units} minor units is outside the ledger's range 0..{MAX_MINOR_UNITS}")
     return Decimal(minor_units).scaleb(-exponent)
+
+
+def shown(minor_units: int, currency: str) -> str:
+    """An amount as people read it in a message: "9000.00 CNY"."""
+    return f"{from_minor_units(minor_units, currency)} {currency}"

@@ -2,13 +2,14 @@
 remove; bad input as problems; for financiers only."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from backend.extensions import db
-from backend.models import Role
+from backend.models import Organisation, Role
 from tests import domain_factories as factories
 from tests.api_support import Credentials, caller, issue_api_key, problem_code
 
@@ -60,3 +61,22 @@ def test_limits_are_for_financiers_only(app: Flask, market: dict[str, Any]) -> N
                         json={"limit": "1", "currency": "CNY"}, headers=supplier.headers)
     assert (answer.status_code, problem_code(answer)) == (403, "permission-denied")
     assert client.get("/api/v1/exposure-limits", headers=supplier.headers).status_code == 403
+
+
+def test_an_offer_above_the_limit_is_a_409_naming_the_limit(app: Flask, market: dict[str, Any]) -> None:
+    client, headers = app.test_client(), market["financier"].headers
+    with app.app_context():
+        supplier, buyer = db.session.get(Organisation, market["supplier"]), db.session.get(Organisation, market["buyer"])
+        request_id = factories.financing_request(factories.invoice(supplier, buyer, amount_minor=1_000_00),
+                                                 asking_advance_minor=900_00).id
+        db.session.commit()
+    client.put(f"/api/v1/exposure-limits/buyer/{market['buyer']}", json={"limit": "2000", "currency": "CNY"},
+               headers=headers)
+
+    answer = client.post(f"/api/v1/financing-requests/{request_id}/offers",
+                         json={"advance": "950.00", "currency": "CNY",
+                               "expiry": (datetime.now(UTC) + timedelta(days=10)).isoformat()},
+                         headers={**headers, "Idempotency-Key": "offer-1"})
+
+    assert (answer.status_code, problem_code(answer)) == (409, "exposure-limit-exceeded")
+    assert "above the limit of 2000.00 CNY (1200.00 CNY already)" in answer.json["detail"]

@@ -3,13 +3,14 @@ a supplier, setting and removing its limits, and the check that refuses an offer
 that would go above one."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from backend.extensions import db
 from backend.models import ExposureLimit, InvoiceStatus, OfferStatus, Organisation, Role, Side
-from backend.services import exposure
+from backend.services import exposure, financing
 from backend.services.errors import InvalidInput, NotFound, PermissionDenied
 from backend.services.exposure import ExposureLimitExceeded
 from tests import domain_factories as factories
@@ -127,3 +128,31 @@ def test_a_supplier_limit_applies_to_that_suppliers_receivables_only(book: dict[
 def test_a_revised_offer_does_not_count_its_receivable_twice(book: dict[str, Any]) -> None:
     exposure.set_exposure_limit(book["actor"], book["buyer"].id, Side.BUYER, limit="2750.00", currency="CNY")
     exposure.require_within_limits(book["financier"], book["offered"])  # already 2,750 at stake, itself included
+
+
+# ---------------------------------------------------------------- enforced by the financing services
+
+
+def limited_market(db_session: Any, limit: str, side: Side = Side.BUYER) -> dict[str, Any]:
+    """An open request on a confirmed 10,000.00 receivable, and a financier whose limit on its
+    buyer (or supplier) is `limit`."""
+    supplier, buyer = factories.organisation(Role.SUPPLIER), factories.organisation(Role.BUYER)
+    financier = factories.organisation(Role.FINANCIER)
+    request = factories.financing_request(factories.invoice(supplier, buyer, amount_minor=10_000_00),
+                                          asking_advance_minor=9_000_00)
+    funder = factories.actor(financier)
+    db.session.commit()
+    counterparty = buyer if side is Side.BUYER else supplier
+    exposure.set_exposure_limit(funder, counterparty.id, side, limit=limit, currency="CNY")
+    return {"request": request, "funder": funder}
+
+
+@pytest.mark.parametrize("side", [Side.BUYER, Side.SUPPLIER])
+def test_an_offer_above_a_limit_is_refused_and_one_within_is_made(db_session: Any, side: Side) -> None:
+    terms = {"advance": "9500.00", "currency": "CNY", "expiry": datetime.now(UTC) + timedelta(days=20)}
+    refused = limited_market(db_session, "9999.99", side)
+    assert_refused(ExposureLimitExceeded, financing.make_offer, refused["funder"], refused["request"].id, **terms)
+    assert_refused(ExposureLimitExceeded, financing.fund_request, refused["funder"], refused["request"].id)
+
+    allowed = limited_market(db_session, "10000.00", side)
+    assert financing.make_offer(allowed["funder"], allowed["request"].id, **terms).advance_minor == 9_500_00

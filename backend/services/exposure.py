@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, or_, select
 
 from backend.extensions import db
 from backend.models import ExposureLimit, FinancingRequest, Invoice, InvoiceStatus, Offer, OfferStatus, Organisation, Side
-from backend.money import AmountError, from_minor_units, to_minor_units
+from backend.money import AmountError, shown, to_minor_units
 from backend.services import audit
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, InvalidState, NotFound
@@ -90,20 +90,16 @@ def require_within_limits(financier: Organisation, invoice: Invoice) -> None:
         .with_for_update()
     ).all()
     adding = invoice.amount_minor - invoice.repaid_minor
+    currency = settlement_currency()
     errors: list[str] = []
     for limit in limits:
         at_stake = at_stake_minor(financier.id, limit.counterparty_id, limit.side, excluding_invoice_id=invoice.id)
         if at_stake + adding > limit.limit_minor:
             errors.append(
-                f"{_shown(at_stake + adding)} would be at stake with the {limit.side} {limit.counterparty.name}, "
-                f"above the limit of {_shown(limit.limit_minor)} ({_shown(at_stake)} already)")
+                f"{shown(at_stake + adding, currency)} would be at stake with the {limit.side} {limit.counterparty.name}, "
+                f"above the limit of {shown(limit.limit_minor, currency)} ({shown(at_stake, currency)} already)")
     if errors:
         raise ExposureLimitExceeded("; ".join(errors), errors={"exposure": errors})
-
-
-def _shown(minor_units: int) -> str:
-    currency = settlement_currency()
-    return f"{from_minor_units(minor_units, currency)} {currency}"
 
 
 @atomic

@@ -41,8 +41,9 @@ from backend.models import (
     Role,
 )
 from backend.models.types import total_minor
-from backend.money import AmountError, from_minor_units, to_minor_units
+from backend.money import AmountError, shown, to_minor_units
 from backend.services import audit, outbox
+from backend.services.exposure import require_within_limits
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, PermissionDenied
 from backend.services.ledger import due_instant, ledger_now, ledger_seconds, settlement_currency
@@ -63,11 +64,6 @@ OFFER_SUBJECT = "offer"
 def outstanding_minor(invoice: Invoice) -> int:
     """What the buyer still owes, as the ledger last recorded it."""
     return invoice.amount_minor - invoice.repaid_minor
-
-
-def shown(minor_units: int, currency: str) -> str:
-    """An amount as people read it in a message: "9000.00 CNY"."""
-    return f"{from_minor_units(minor_units, currency)} {currency}"
 
 
 def require_settleable(invoice: Invoice) -> None:
@@ -227,6 +223,7 @@ def fund_request(actor: Actor, request_id: int) -> FinancingRequest:
     _require_can_settle(request)
     intent = f"{REQUEST_SUBJECT}:{request.id}:fund:{actor.organisation.id}"
     _require_not_closing(request, intent)
+    require_within_limits(actor.organisation, request.invoice)
     _queue_intent(actor, Action.FUND_REQUEST, request, intent, "fundRequest", [request.invoice.receivable_id])
     return request
 
@@ -320,6 +317,7 @@ def make_offer(
         )
     raise_input_errors(errors)
     assert advance_minor is not None and expiry is not None  # no errors: both were read
+    require_within_limits(actor.organisation, invoice)
 
     offer = db.session.scalar(
         select(Offer).where(Offer.financing_request_id == request.id, Offer.financier_id == actor.organisation.id)

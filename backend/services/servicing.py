@@ -33,6 +33,7 @@ from backend.models import (
     RepaymentStatus,
 )
 from backend.models.types import total_minor
+from backend.money import shown
 from backend.services import audit, outbox
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput, InvalidState
@@ -45,7 +46,6 @@ from backend.services.financing import (
     queue_ledger_call,
     raise_input_errors,
     require_settleable,
-    shown,
 )
 from backend.services.ledger import due_instant, ledger_now, ledger_seconds
 from backend.services.organisations import require_participant
