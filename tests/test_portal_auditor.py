@@ -24,7 +24,7 @@ from backend.models import (
     Role,
 )
 from backend.models.types import MAX_ROW_ID
-from backend.portal.invoices import PAGE_SIZE
+from backend.portal.paging import PAGE_SIZE
 from backend.services import audit, invoices
 from tests import domain_factories as factories
 from tests.api_support import user_with_password

@@ -336,3 +336,9 @@ def test_the_calendar_in_chinese(client, calendar_month):
     page = text(client.get("/payables/calendar?month=2030-02"))
 
     assert "2030年2月" in page and "星期一" in page and "¥750.00" in page
+
+
+def test_a_page_number_beyond_the_databases_integers_shows_the_first_page(app, client, parties):
+    portal_sign_in(client, parties["buyer"])
+    for path in ("/payables", "/payables/confirmed"):
+        assert client.get(f"{path}?page=" + "9" * 30).status_code == 200

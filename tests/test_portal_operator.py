@@ -26,7 +26,7 @@ from backend.models import (
     TokenOperation,
     TokenOperationKind,
 )
-from backend.portal.invoices import PAGE_SIZE
+from backend.portal.paging import PAGE_SIZE
 from backend.services import organisations
 from backend.services.errors import InvalidState
 from tests import domain_factories as factories

@@ -23,7 +23,7 @@ from backend.models import (
     Offer,
     Role,
 )
-from backend.portal.invoices import PAGE_SIZE
+from backend.portal.paging import PAGE_SIZE
 from tests import domain_factories as factories
 from tests.api_support import user_with_password
 from tests.portal_support import csrf_token, portal_sign_in, post_form, text
@@ -94,6 +94,9 @@ def test_the_list_comes_a_page_at_a_time(app, client, parties):
     assert first.count('<tr><td><a href="/invoices/') == PAGE_SIZE
     assert second.count('<tr><td><a href="/invoices/') == 2
     assert "Page 1 of 2" in first and 'href="/invoices?page=2&amp;status=registered"' in first
+    # A page number beyond the database's integers is the first page, not an overflow.
+    assert text(client.get("/invoices?status=registered&page=" + "9" * 30)).count('<tr><td><a href="/invoices/') \
+        == PAGE_SIZE
 
 
 def test_an_invoice_page_shows_its_ledger_timeline(client, parties):

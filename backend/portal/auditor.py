@@ -29,13 +29,13 @@ from wtforms.validators import Length, Optional, ValidationError
 from backend.api.fields import ROW_ID
 from backend.extensions import db
 from backend.models import AuditLog, ChainEvent, Delinquency, InvoiceStatus, Organisation, User
-from backend.models.types import MAX_ROW_ID
 from backend.portal import layout
 from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.dashboards import INVOICE_STATUS_LABELS
 from backend.portal.forms import DISPUTE_REASON_LABELS
 from backend.portal.i18n import format_amount
-from backend.portal.invoices import PAGE_SIZE, TRANSACTION_STATUS_LABELS, require_role
+from backend.portal.invoices import TRANSACTION_STATUS_LABELS, require_role
+from backend.portal.paging import PAGE_SIZE, page_number
 from backend.services import audit_reads, explorer, organisations
 from backend.services.errors import InvalidInput
 from backend.services.invoices import DISPUTE_REASON_CODES
@@ -238,12 +238,6 @@ def filtered(form: ExplorerFilterForm | AuditLogFilterForm, read: Callable[..., 
     except InvalidInput as refusal:
         show_service_errors(form, refusal)
         return None
-
-
-def page_number() -> int:
-    """The page asked for (`?page=`), the first for anything but a number of a page that can be."""
-    number = request.args.get("page", 1, type=int)
-    return number if 1 <= number <= MAX_ROW_ID else 1
 
 
 def query_args(form: FlaskForm) -> dict[str, str]:

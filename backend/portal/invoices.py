@@ -57,6 +57,7 @@ from backend.portal.forms import (
     SplitForm,
     UblPrefillForm,
 )
+from backend.portal.paging import PAGE_SIZE, page_number
 from backend.services import financing, invoice_intake, invoices, overview, servicing
 from backend.services.errors import Duplicate, InvalidInput, ServiceError
 from backend.services.financing import outstanding_minor
@@ -69,7 +70,6 @@ layout.nav_link("invoice_pages.invoice_list", _l("Invoices"), Role.SUPPLIER)
 layout.nav_link("invoice_pages.payables", _l("Payables inbox"), Role.BUYER)
 layout.nav_link("invoice_pages.maturity_calendar", _l("Maturity calendar"), Role.BUYER)
 
-PAGE_SIZE = 25
 # How the timeline names each ledger write (invoices.TIMELINE_FUNCTIONS) and its way to the chain.
 LEDGER_STEP_LABELS: dict[str, LazyString] = {
     "register": _l("Registered"),
@@ -119,10 +119,10 @@ def invoice_list() -> ResponseReturnValue:
     form = InvoiceFilterForm(formdata=request.args)
     form.status.choices = [SelectChoice("", _("Every status")),
                            *(SelectChoice(str(status), label) for status, label in INVOICE_STATUS_LABELS.items())]
-    page_number = form.page.data if form.validate() and form.page.data else 1
+    form.validate()
     statement = invoices.invoice_query(current_actor(), status=form.chosen_status(),
                                        perspective=invoices.Perspective.SUPPLIER)
-    page = db.paginate(statement.order_by(Invoice.created_at.desc(), Invoice.id.desc()), page=page_number,
+    page = db.paginate(statement.order_by(Invoice.created_at.desc(), Invoice.id.desc()), page=page_number(),
                        per_page=PAGE_SIZE, error_out=False)
     return render_template("portal/invoices.html", form=form, page=page, status=form.status.data or "")
 
@@ -225,16 +225,16 @@ def payables() -> ResponseReturnValue:
     holds each one now; the ticked ones are confirmed, or disputed for one reason, together."""
     require_role(Role.BUYER)
     actor = current_actor()
-    page_number = request.args.get("page", 1, type=int)
+    current_page = page_number()
     statement = invoices.invoice_query(actor, status=InvoiceStatus.REGISTERED, perspective=invoices.Perspective.BUYER)
-    page = db.paginate(statement.order_by(Invoice.due_date, Invoice.id), page=max(page_number, 1),
+    page = db.paginate(statement.order_by(Invoice.due_date, Invoice.id), page=current_page,
                        per_page=PAGE_SIZE, error_out=False)
     form = PayablesForm()
     form.invoices.choices = [SelectChoice(invoice.id, invoice.invoice_number or str(invoice.id)) for invoice in page.items]
     status = 200
     if form.validate_on_submit():
         decide(form)
-        return redirect(url_for("invoice_pages.payables", page=page_number))
+        return redirect(url_for("invoice_pages.payables", page=current_page))
     if form.is_submitted():
         status = 400
     return render_template("portal/payables.html", form=form, page=page), status
@@ -246,10 +246,10 @@ def confirmed_payables() -> ResponseReturnValue:
     """The buyer's confirmed payables, soonest due first: what it still owes, and to whom (the
     receivable's holder now, whom the ledger pays)."""
     require_role(Role.BUYER)
-    page_number = request.args.get("page", 1, type=int)
+    current_page = page_number()
     statement = invoices.invoice_query(current_actor(), status=InvoiceStatus.CONFIRMED,
                                        perspective=invoices.Perspective.BUYER)
-    page = db.paginate(statement.order_by(Invoice.due_date, Invoice.id), page=max(page_number, 1),
+    page = db.paginate(statement.order_by(Invoice.due_date, Invoice.id), page=current_page,
                        per_page=PAGE_SIZE, error_out=False)
     return render_template("portal/payables_confirmed.html", page=page)
 

@@ -40,10 +40,10 @@ from backend.models import (
     TokenOperationStatus,
 )
 from backend.portal import layout
-from backend.portal.auditor import page_number
 from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.i18n import format_amount
-from backend.portal.invoices import PAGE_SIZE, TRANSACTION_STATUS_LABELS, require_role
+from backend.portal.invoices import TRANSACTION_STATUS_LABELS, require_role
+from backend.portal.paging import PAGE_SIZE, page_number
 from backend.security.keystore import load_master_secret
 from backend.services import organisations, tokens, transactions
 from backend.services.errors import Duplicate, InvalidInput, InvalidState
