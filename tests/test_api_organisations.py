@@ -155,7 +155,8 @@ def test_an_approval_is_accepted_and_queues_the_onboarding(app, client, operator
     org = new_organisation(client, operator, ["supplier", "buyer"])
 
     response = client.post(f"/api/v1/organisations/{org['id']}/kyc", headers=operator.headers,
-                           json={"decision": "approve", "note": "register extract checked"})
+                           json={"decision": "approve", "note": "register extract checked",
+                                 "documents_checked": ["business_licence"]})
 
     assert response.status_code == 202
     assert response.headers["Location"] == f"/api/v1/organisations/{org['id']}"
@@ -170,7 +171,7 @@ def test_a_rejection_is_answered_at_once_and_a_second_decision_is_409(app, clien
 
     response = client.post(url, headers=operator.headers, json={"decision": "reject"})
     assert (response.status_code, response.json["kyc_status"]) == (200, "rejected")
-    again = client.post(url, headers=operator.headers, json={"decision": "approve"})
+    again = client.post(url, headers=operator.headers, json={"decision": "approve", "documents_checked": ["business_licence"]})
     assert (again.status_code, problem_code(again)) == (409, "invalid-state")
     assert intents(app) == []
 
@@ -180,9 +181,9 @@ def test_kyc_decisions_refuse_bad_input_strangers_and_unknown_organisations(app,
     url = f"/api/v1/organisations/{org['id']}/kyc"
     assert problem_code(client.post(url, headers=operator.headers, json={"decision": "maybe"})) == "invalid-input"
     buyer = caller(app, Role.BUYER)
-    assert client.post(url, headers=buyer.headers, json={"decision": "approve"}).status_code == 403
+    assert client.post(url, headers=buyer.headers, json={"decision": "approve", "documents_checked": ["business_licence"]}).status_code == 403
     assert client.post("/api/v1/organisations/9999/kyc", headers=operator.headers,
-                       json={"decision": "approve"}).status_code == 404
+                       json={"decision": "approve", "documents_checked": ["business_licence"]}).status_code == 404
     with app.app_context():
         assert db.session.get(Organisation, org["id"]).kyc_status == KycStatus.PENDING
 

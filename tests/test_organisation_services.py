@@ -27,6 +27,7 @@ from tests import domain_factories as factories
 from tests.domain_factories import committed_organisation, last_audit_entry, only_outbox_row, count
 
 MASTER = MasterSecret("m" * 40, source="test")
+DOCUMENTS = ["business_licence", "representative_id"]
 VALID_LEI = "5493001KJTIIGC8Y1R12"
 
 
@@ -129,7 +130,7 @@ def test_only_the_operator_creates_organisations(db_session, role):
 def test_approval_queues_the_onboarding_with_ledger_roles_and_a_digest_of_the_identifier(operator):
     org = create(operator, roles=Role.FINANCIER)
 
-    organisations.decide_kyc(operator, org, approve=True, note="documents checked")
+    organisations.decide_kyc(operator, org, approve=True, note="documents checked", documents_checked=DOCUMENTS)
 
     assert org.kyc_status == KycStatus.APPROVED
     intent = only_outbox_row()
@@ -157,11 +158,11 @@ def test_rejection_queues_nothing(operator):
 @pytest.mark.parametrize("first", [True, False])
 def test_a_review_is_decided_once(operator, first):
     org = create(operator)
-    organisations.decide_kyc(operator, org, approve=first)
+    organisations.decide_kyc(operator, org, approve=first, documents_checked=DOCUMENTS)
     before = writes()
     for second in (True, False):
         with pytest.raises(InvalidState):
-            organisations.decide_kyc(operator, org, approve=second)
+            organisations.decide_kyc(operator, org, approve=second, documents_checked=DOCUMENTS)
     assert writes() == before
 
 
@@ -170,7 +171,7 @@ def test_only_the_operator_decides_kyc(operator):
     auditor = factories.actor(factories.organisation(Role.AUDITOR))
     db.session.commit()
     with pytest.raises(PermissionDenied):
-        organisations.decide_kyc(auditor, org, approve=True)
+        organisations.decide_kyc(auditor, org, approve=True, documents_checked=DOCUMENTS)
     assert db.session.get(Organisation, org.id).kyc_status == KycStatus.PENDING
 
 

@@ -19,6 +19,7 @@ from backend.models import (
     ChainTransactionStatus,
     ContractName,
     IndexerCursor,
+    KycReview,
     KycStatus,
     Organisation,
     Role,
@@ -76,11 +77,12 @@ def pending_id(app: Flask, name: str) -> int:
         return db.session.scalar(select(Organisation.id).where(Organisation.name == name))
 
 
-def decide(client: FlaskClient, organisation_id: int, button: str, note: str = "") -> object:
+def decide(client: FlaskClient, organisation_id: int, button: str, note: str = "",
+           documents: tuple[str, ...] = ("business_licence", "bank_account")) -> object:
     prefix = f"organisation-{organisation_id}"
     return client.post(f"/operator/onboarding/{organisation_id}/kyc", data={
         f"{prefix}-csrf_token": csrf_token(client, "/operator/onboarding"), f"{prefix}-note": note,
-        f"{prefix}-{button}": "1"})
+        f"{prefix}-documents_checked": list(documents), f"{prefix}-{button}": "1"})
 
 
 # ---------------------------------------------------------------- onboarding
@@ -107,9 +109,25 @@ def test_a_registered_organisation_waits_in_the_queue_and_approval_queues_its_on
         assert (onboarding.function, onboarding.args[:2]) == ("onboard", [organisation.chain_address, 3])
         assert db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc())).first().after["note"] == (
             "Documents checked")
+        review = db.session.scalars(select(KycReview)).one()
+        assert (review.documents_checked, review.decided_by_id is not None) == (["business_licence", "bank_account"],
+                                                                               True)
     queue = text(client.get("/operator/onboarding"))
     assert "Acme Components is approved; its onboarding is on its way to the ledger." in queue
     assert "No organisation awaits its KYC review." in queue
+
+
+def test_an_approval_names_the_documents_checked(app, client, parties):
+    portal_sign_in(client, parties["operator"])
+    register(client)
+    organisation_id = pending_id(app, "Acme Components")
+
+    answer = decide(client, organisation_id, "approve", documents=())
+
+    assert answer.status_code == 400
+    assert f'id="organisation-{organisation_id}-documents_checked-errors"' in text(answer)
+    assert "name at least one document checked" in text(answer)
+    assert writes(app) == []
 
 
 def test_a_rejection_writes_nothing_to_the_ledger(app, client, parties):
@@ -168,7 +186,7 @@ def test_a_registration_the_service_refuses_is_shown_on_its_fields(app, client, 
 
     assert wrong.status_code == 400 and 'id="legal_identifier-errors"' in text(wrong)
     assert "expected scheme:value" in text(wrong)
-    assert no_roles.status_code == 400 and "Choose at least one role." in text(no_roles)
+    assert no_roles.status_code == 400 and "Choose at least one." in text(no_roles)
     assert taken.status_code == 400 and "exists already" in text(taken)
     with app.app_context():
         assert factories.count(Organisation) == 5  # the fixture's four and Acme Components
@@ -375,7 +393,7 @@ def test_a_decision_another_request_took_meanwhile_is_not_taken_again(app, parti
             other_request.execute(update(Organisation).where(Organisation.id == member.id).values(suspended=True))
 
         with pytest.raises(InvalidState, match="decided already"):
-            organisations.decide_kyc(operator, stale[0], approve=True)
+            organisations.decide_kyc(operator, stale[0], approve=True, documents_checked=["business_licence"])
         with pytest.raises(InvalidState, match="suspended already"):
             organisations.suspend(operator, stale[1], reason="a second suspension")
 

@@ -132,7 +132,8 @@ def test_a_confirmed_hit_keeps_refusing_approval(operator: Any) -> None:
 
     assert (hit.status, hit.resolved_by_id, hit.resolution_note) == (ScreeningHitStatus.CONFIRMED, operator.user.id,
                                                                      "same directors")
-    assert_refused(InvalidState, organisations.decide_kyc, operator, org, approve=True)
+    assert_refused(InvalidState, organisations.decide_kyc, operator, org, approve=True,
+                   documents_checked=["business_licence"])
     assert_refused(InvalidState, screening.resolve_hit, operator, hit.id, confirmed=False, note="changed my mind")
     organisations.decide_kyc(operator, org, approve=False, note="sanctioned")
     assert org.kyc_status == KycStatus.REJECTED
@@ -219,3 +220,11 @@ def test_the_api_loads_a_list_lists_hits_resolves_them_and_records_kyc_documents
         assert db.session.scalar(select(KycReview.documents_checked)) == ["business_licence", "bank_account"]
     assert client.put("/api/v1/watch-lists/x", headers=auditor.headers,
                       data={"file": (io.BytesIO(LIST), "x.csv")}).status_code == 403
+
+
+def test_an_approval_names_at_least_one_document(operator: Any) -> None:
+    org = factories.organisation(Role.SUPPLIER, kyc=KycStatus.PENDING)
+    db.session.commit()
+    refusal = assert_refused(InvalidInput, organisations.decide_kyc, operator, org, approve=True)
+    assert refusal.value.errors == {"documents_checked": ["name at least one document checked"]}
+    organisations.decide_kyc(operator, org, approve=False, note="no documents sent")  # a rejection needs none

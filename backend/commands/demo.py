@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from backend import paths
 from backend.extensions import db
-from backend.models import KycStatus, Role, User
+from backend.models import KycDocument, KycStatus, Role, User
 from backend.security.api_keys import Scope
 from backend.security.keystore import load_master_secret
 from backend.services import accounts, organisations
@@ -150,7 +150,8 @@ def ensure_demo_participants(app: Flask, operator_sign_in: tuple[str, str] | Non
                     operator_actor, name=participant.name, legal_identifier=participant.legal_identifier,
                     roles=participant.roles, master_secret=master_secret)
             if organisation.kyc_status == KycStatus.PENDING:
-                organisations.decide_kyc(operator_actor, organisation, approve=True, note="demo participant")
+                organisations.decide_kyc(operator_actor, organisation, approve=True, note="demo participant",
+                                         documents_checked=list(KycDocument))
             user = _user_by_email(participant.email)
             if user is None:
                 password = secrets.token_urlsafe(18)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -25,7 +26,8 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp, StopValidation
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from backend.models import InvoiceStatus
 from backend.portal.i18n import LANGUAGES
@@ -34,6 +36,21 @@ from backend.services.accounts import MAX_EMAIL_LENGTH
 from backend.services.invoice_intake import CsvMode
 from backend.services.invoices import MAX_DISPUTE_NOTE_LENGTH, DisputeReason
 
+
+
+class CheckboxesField(SelectMultipleField):
+    """Several choices, one checkbox each (`_forms.html`'s `checkboxes` renders it as a fieldset
+    with a legend)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def at_least_one(form: FlaskForm, field: CheckboxesField) -> None:
+    """A CheckboxesField's DataRequired: without its `required` flag, which a browser would put
+    on every checkbox, demanding them all."""
+    if not field.data:
+        raise StopValidation(_("Choose at least one."))
 
 class SignInForm(FlaskForm):
     email = EmailField(_l("E-mail address"), validators=[DataRequired(), Length(max=MAX_EMAIL_LENGTH)],

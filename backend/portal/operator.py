@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms import SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from backend.api.fields import ROW_ID
@@ -32,6 +32,7 @@ from backend.extensions import db
 from backend.models import (
     ChainTransaction,
     ChainTransactionStatus,
+    KycDocument,
     KycStatus,
     Organisation,
     Role,
@@ -41,6 +42,7 @@ from backend.models import (
 )
 from backend.portal import layout
 from backend.portal.auth import current_actor, show_service_errors
+from backend.portal.forms import CheckboxesField, at_least_one
 from backend.portal.i18n import format_amount
 from backend.portal.invoices import TRANSACTION_STATUS_LABELS, require_role
 from backend.portal.paging import PAGE_SIZE, page_number
@@ -59,6 +61,14 @@ layout.nav_link("operator_pages.participants", _l("Participants"), Role.OPERATOR
 layout.nav_link("operator_pages.settlement_token", _l("Settlement token"), Role.OPERATOR)
 layout.nav_link("operator_pages.system_health", _l("System health"), Role.OPERATOR)
 
+KYC_DOCUMENT_LABELS: dict[KycDocument, LazyString] = {
+    KycDocument.BUSINESS_LICENCE: _l("Business licence"),
+    KycDocument.ARTICLES_OF_ASSOCIATION: _l("Articles of association"),
+    KycDocument.REPRESENTATIVE_ID: _l("Legal representative's identity document"),
+    KycDocument.BENEFICIAL_OWNERS: _l("Beneficial owners"),
+    KycDocument.BANK_ACCOUNT: _l("Bank account"),
+    KycDocument.TAX_REGISTRATION: _l("Tax registration"),
+}
 ROLE_LABELS: dict[Role, LazyString] = {
     Role.SUPPLIER: _l("Supplier"),
     Role.BUYER: _l("Buyer"),
@@ -115,16 +125,19 @@ class OrganisationForm(FlaskForm):
     name = StringField(_l("Organisation name"), validators=[DataRequired(), Length(max=MAX_NAME_LENGTH)])
     legal_identifier = StringField(_l("Legal identifier (scheme:value, or an LEI)"),
                                    validators=[DataRequired(), Length(max=MAX_LEGAL_IDENTIFIER_LENGTH)])
-    roles = SelectMultipleField(
-        _l("Roles"), coerce=int, validators=[DataRequired(message=_l("Choose at least one role."))],
-        choices=[SelectChoice(int(role), ROLE_LABELS[role]) for role in Role if role & LEDGER_ROLES])
+    roles = CheckboxesField(_l("Roles"), coerce=int, validators=[at_least_one],
+                            choices=[SelectChoice(int(role), ROLE_LABELS[role]) for role in Role if role & LEDGER_ROLES])
 
     def chosen_roles(self) -> Role:
         return functools.reduce(operators.or_, (Role(bit) for bit in self.roles.data), Role(0))
 
 
 class KycDecisionForm(FlaskForm):
-    """One organisation's KYC decision; each organisation's form has its own prefix."""
+    """One organisation's KYC decision; each organisation's form has its own prefix. An approval
+    names the documents checked (the service refuses one that names none)."""
+
+    documents_checked = CheckboxesField(_l("Documents checked"), choices=[
+        SelectChoice(str(document), label) for document, label in KYC_DOCUMENT_LABELS.items()])
 
     note = TextAreaField(_l("Note (kept in the audit log)"), validators=[Optional(), Length(max=MAX_NOTE_LENGTH)],
                          render_kw={"rows": 2})
@@ -215,7 +228,8 @@ def decide_kyc(organisation_id: int) -> ResponseReturnValue:
         if not (form.approve.data or form.reject.data):
             abort(400)
         try:
-            organisations.decide_kyc(actor, organisation, approve=form.approve.data, note=form.note.data)
+            organisations.decide_kyc(actor, organisation, approve=form.approve.data, note=form.note.data,
+                                     documents_checked=form.documents_checked.data or [])
         except InvalidInput as refusal:
             show_service_errors(form, refusal)
         else:

@@ -221,7 +221,7 @@ def decide_kyc(actor: Actor, organisation: Organisation, *, approve: bool,
     authorize(actor, Action.DECIDE_KYC, organisation)
     _lock(organisation)
     note = _validated_text(note, "note", required=False)
-    documents = _checked_documents(documents_checked)
+    documents = _checked_documents(documents_checked, approve=approve)
     if organisation.kyc_status != KycStatus.PENDING:
         raise InvalidState(f"the KYC review of {organisation.name} was decided already ({organisation.kyc_status})")
     before = snapshot(organisation)
@@ -252,12 +252,16 @@ def decide_kyc(actor: Actor, organisation: Organisation, *, approve: bool,
     return organisation
 
 
-def _checked_documents(documents: Sequence[str]) -> list[str]:
-    """The KYC documents named, each once, in KycDocument order; InvalidInput naming any unknown."""
+def _checked_documents(documents: Sequence[str], *, approve: bool) -> list[str]:
+    """The KYC documents named, each once, in KycDocument order; InvalidInput naming any unknown,
+    or none named for an approval (nobody is approved on nothing)."""
     unknown = sorted({str(document) for document in documents} - set(KycDocument))
     if unknown:
         raise InvalidInput("unknown KYC documents", errors={
             "documents_checked": [f"unknown: {', '.join(unknown)} (known: {', '.join(KycDocument)})"]})
+    if approve and not documents:
+        raise InvalidInput("an approval names the documents checked",
+                           errors={"documents_checked": ["name at least one document checked"]})
     return [str(document) for document in KycDocument if document in set(documents)]
 
 
