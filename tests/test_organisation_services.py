@@ -114,6 +114,17 @@ def test_a_taken_legal_identifier_is_a_duplicate(operator):
     assert writes() == before
 
 
+def test_an_identifier_taken_at_the_same_moment_is_a_duplicate_too(operator, monkeypatch):
+    create(operator)
+    before = writes()
+    # The other registration committed between this one's check and its insert.
+    monkeypatch.setattr(organisations, "identifier_taken", lambda identifier: False)
+    with pytest.raises(Duplicate) as refused:
+        create(operator, name="Another Acme")
+    assert refused.value.errors == {"legal_identifier": ["taken by another organisation"]}
+    assert writes() == before
+
+
 @pytest.mark.parametrize("role", [Role.SUPPLIER, Role.BUYER, Role.FINANCIER, Role.AUDITOR])
 def test_only_the_operator_creates_organisations(db_session, role):
     participant = factories.actor(factories.organisation(role))

@@ -19,6 +19,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 
 from backend.extensions import db
 from backend.models import (
@@ -181,9 +182,15 @@ def create_organisation(
         kyc_status=KycStatus.PENDING,
         chain_address=sealed.address,
     )
-    db.session.add(organisation)
-    db.session.add(SigningKey(organisation=organisation, address=sealed.address, keystore_json=sealed.keystore_json))
-    db.session.flush()
+    try:
+        # The unique legal identifier decides between two registrations of it at once: the
+        # second is refused as a later one is, not failed.
+        with db.session.begin_nested():
+            db.session.add(organisation)
+            db.session.add(SigningKey(organisation=organisation, address=sealed.address,
+                                      keystore_json=sealed.keystore_json))
+    except IntegrityError:
+        raise _identifier_taken(legal_identifier) from None
     audit.record(actor, Action.CREATE_ORGANISATION, SUBJECT, organisation.id, after=snapshot(organisation))
     # Hits show in the onboarding queue at once; approval screens again.
     screen_organisation(organisation)
@@ -352,10 +359,18 @@ def _validated_identity(name: str, legal_identifier: str, *, roles: Role | None 
         errors["roles"] = [role_error]
     if errors:
         raise InvalidInput("the organisation's details are invalid", errors=errors)
-    if db.session.scalar(select(Organisation.id).where(Organisation.legal_identifier == legal_identifier)):
-        raise Duplicate(f"an organisation with the legal identifier {legal_identifier} exists already",
-                        errors={"legal_identifier": ["taken by another organisation"]})
+    if identifier_taken(legal_identifier):
+        raise _identifier_taken(legal_identifier)
     return name, legal_identifier
+
+
+def identifier_taken(legal_identifier: str) -> bool:
+    return db.session.scalar(select(Organisation.id).where(Organisation.legal_identifier == legal_identifier)) is not None
+
+
+def _identifier_taken(legal_identifier: str) -> Duplicate:
+    return Duplicate(f"an organisation with the legal identifier {legal_identifier} exists already",
+                     errors={"legal_identifier": ["taken by another organisation"]})
 
 
 def _normalised_legal_identifier(identifier: str) -> tuple[str, str | None]:
