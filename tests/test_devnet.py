@@ -330,12 +330,13 @@ def test_connect_names_the_url_when_nothing_answers(unused_port: Callable[[], in
 
 
 def test_connect_never_echoes_credentials_in_the_url(unused_port: Callable[[], int]) -> None:
-    url = f"http://alice:s3cret@127.0.0.1:{unused_port()}/rpc?apikey=k3y#frag"
+    port = unused_port()
+    url = f"http://alice:s3cret@127.0.0.1:{port}/v3/pathk3y?apikey=k3y#frag"
     with pytest.raises(ChainUnreachable) as raised:
         connect(url, timeout=1)
     message = str(raised.value)
-    assert url.replace("alice:s3cret@", "").split("?")[0] in message
-    assert not any(secret in message for secret in ("alice", "s3cret", "apikey", "k3y", "frag"))
+    assert f"http://127.0.0.1:{port} " in message
+    assert not any(secret in message for secret in ("alice", "s3cret", "pathk3y", "apikey", "k3y", "frag"))
     assert raised.value.__cause__ is None and raised.value.__suppress_context__  # requests' message quotes the query
 
 

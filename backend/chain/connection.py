@@ -59,10 +59,10 @@ def connect(url: str | None = None, *, timeout: float = RPC_TIMEOUT_SECONDS) -> 
 
 
 def redact_url(url: str) -> str:
-    """`url` fit for messages: without the user:password@, query string and fragment, where
-    node providers put credentials and API keys."""
+    """`url` fit for messages: its scheme, host and port only. Node providers put credentials
+    and API keys in the user:password@, the path (Infura's /v3/<key>), the query and the fragment."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))
 
 
 def dev_accounts(n: int) -> list[LocalAccount]:
