@@ -20,6 +20,10 @@ from backend.models import (
     ApiKey,
     AuditLog,
     ChainTransaction,
+    ChainTransactionStatus,
+    ContractName,
+    Delinquency,
+    Document,
     FinancingRequest,
     FinancingRequestStatus,
     Invoice,
@@ -273,3 +277,58 @@ def chain_event(event: str, args: dict[str, Any], *, block_number: int, contract
     db.session.add(row)
     db.session.flush()
     return row
+
+
+def early_payment_offer(invoice_: Invoice, *, annual_rate_bps: int = 1200, expiry_in_days: int = 20,
+                        status: Any = None) -> Any:
+    """The buyer's early payment offer on `invoice_`, as the indexer leaves it once mined (OPEN)."""
+    from backend.models import EarlyPaymentOffer, EarlyPaymentOfferStatus
+
+    row = EarlyPaymentOffer(invoice=invoice_, buyer_id=invoice_.buyer_id, annual_rate_bps=annual_rate_bps,
+                            expiry=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=expiry_in_days),
+                            status=status or EarlyPaymentOfferStatus.OPEN)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+# ---------------------------------------------------------------- risk and compliance
+
+
+def with_document(invoice: Invoice, digest: str) -> Invoice:
+    """`invoice` anchoring the document with SHA-256 `digest` (stored once)."""
+    if db.session.get(Document, digest) is None:
+        db.session.add(Document(sha256=digest, media_type="application/pdf", size_bytes=10,
+                                uploaded_by_id=invoice.supplier_id))
+        db.session.flush()
+    invoice.document_sha256 = digest
+    db.session.flush()
+    return invoice
+
+
+def receivable(supplier: Organisation, buyer: Organisation, amount_minor: int, *, issued: date, due: date,
+               status: InvoiceStatus = InvoiceStatus.CONFIRMED,
+               delinquency: Delinquency = Delinquency.NONE) -> Invoice:
+    """A receivable issued on `issued`, due on `due`."""
+    row = invoice(supplier, buyer, amount_minor=amount_minor, status=status, issue_date=issued)
+    row.due_date, row.delinquency = due, delinquency
+    db.session.flush()
+    return row
+
+
+def funded(invoice: Invoice, seller: Organisation, financier: Organisation, advance_minor: int,
+           on: datetime | None, *, indexed_at: datetime | None = None) -> None:
+    """A FinancingSettled event for `invoice`, mined `on` (None: written outside Anchorline,
+    with no outbox row; it counts from `indexed_at`)."""
+    event = chain_event("FinancingSettled", {
+        "id": str(int(invoice.receivable_id, 16)), "seller": seller.chain_address,
+        "financier": financier.chain_address, "round": 1, "advance": str(advance_minor), "viaOffer": True,
+    }, block_number=10, contract="Financing")
+    if indexed_at is not None:
+        event.applied_at = indexed_at
+    if on is not None:
+        db.session.add(ChainTransaction(
+            intent_key=f"offer:{invoice.id}:accept", signer=seller, invoice=invoice, contract=ContractName.FINANCING,
+            function="acceptOffer", args=[], status=ChainTransactionStatus.MINED, nonce=invoice.id, raw_tx="0x00",
+            tx_hash=event.tx_hash, mined_at=on))
+    db.session.flush()

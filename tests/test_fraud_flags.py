@@ -13,7 +13,6 @@ from backend.models import (
     ChainTransaction,
     ChainTransactionStatus,
     ContractName,
-    Document,
     Invoice,
     InvoiceStatus,
     Organisation,
@@ -47,16 +46,6 @@ def kinds(actor: Any) -> list[FlagKind]:
     return [flag.kind for flag in fraud.fraud_flags(actor)]
 
 
-def with_document(invoice: Invoice, digest: str) -> Invoice:
-    if db.session.get(Document, digest) is None:
-        db.session.add(Document(sha256=digest, media_type="application/pdf", size_bytes=10,
-                                uploaded_by_id=invoice.supplier_id))
-        db.session.flush()
-    invoice.document_sha256 = digest
-    db.session.flush()
-    return invoice
-
-
 def ledger_write(invoice: Invoice, function: str, signer: Organisation, *, created_at: datetime,
                  mined_at: datetime | None = None, carried_by: ChainTransaction | None = None) -> ChainTransaction:
     row = ChainTransaction(intent_key=f"invoice:{invoice.id}:{function}:{created_at.timestamp()}", signer=signer,
@@ -77,7 +66,7 @@ def test_an_ordinary_book_raises_no_flag(parties: dict[str, Organisation], audit
     supplier, buyer, tier2 = parties["supplier"], parties["buyer"], parties["tier2"]
     registered = datetime(2026, 11, 2, 9, tzinfo=UTC)
     for n, amount in enumerate((1000, 1200, 900, 1100, 1000, 9_000)):  # 9 times the median: not an outlier
-        invoice = with_document(factories.invoice(supplier, buyer, amount_minor=amount), f"{n:064x}")
+        invoice = factories.with_document(factories.invoice(supplier, buyer, amount_minor=amount), f"{n:064x}")
         ledger_write(invoice, "register", supplier, created_at=registered, mined_at=registered)
         ledger_write(invoice, "confirm", buyer, created_at=registered + timedelta(seconds=45))
     # The buyer invoiced the supplier too, but 31 days apart.
@@ -98,9 +87,9 @@ def test_an_ordinary_book_raises_no_flag(parties: dict[str, Organisation], audit
 
 
 def test_one_document_under_two_invoices(parties: dict[str, Organisation], auditor: Any) -> None:
-    first = with_document(factories.invoice(parties["supplier"], parties["buyer"]), "ab" * 32)
-    second = with_document(factories.invoice(parties["other_supplier"], parties["buyer"]), "ab" * 32)
-    cancelled = with_document(factories.invoice(parties["supplier"], parties["buyer"],
+    first = factories.with_document(factories.invoice(parties["supplier"], parties["buyer"]), "ab" * 32)
+    second = factories.with_document(factories.invoice(parties["other_supplier"], parties["buyer"]), "ab" * 32)
+    cancelled = factories.with_document(factories.invoice(parties["supplier"], parties["buyer"],
                                                 status=InvoiceStatus.CANCELLED), "ab" * 32)
 
     [flag] = fraud.fraud_flags(auditor)
@@ -181,9 +170,9 @@ def test_a_confirmation_faster_than_a_person_could_review(parties: dict[str, Org
 
 def test_a_financier_sees_the_flags_on_what_it_may_fund_without_the_other_invoices(
         parties: dict[str, Organisation]) -> None:
-    for_sale = with_document(factories.invoice(parties["supplier"], parties["buyer"]), "cd" * 32)
+    for_sale = factories.with_document(factories.invoice(parties["supplier"], parties["buyer"]), "cd" * 32)
     factories.financing_request(for_sale)
-    elsewhere = with_document(factories.invoice(parties["other_supplier"], parties["buyer"]), "cd" * 32)
+    elsewhere = factories.with_document(factories.invoice(parties["other_supplier"], parties["buyer"]), "cd" * 32)
     financier = factories.actor(parties["financier"])
 
     [flag] = fraud.flags_on_invoice(financier, for_sale.id)
@@ -199,9 +188,9 @@ def test_a_financier_sees_the_flags_on_what_it_may_fund_without_the_other_invoic
 def test_the_api_lists_flags_for_readers_and_an_invoices_flags_for_a_financier(app: Any) -> None:
     with app.app_context():
         supplier, buyer = factories.organisation(Role.SUPPLIER), factories.organisation(Role.BUYER)
-        for_sale = with_document(factories.invoice(supplier, buyer), "ef" * 32)
+        for_sale = factories.with_document(factories.invoice(supplier, buyer), "ef" * 32)
         factories.financing_request(for_sale)
-        with_document(factories.invoice(supplier, buyer), "ef" * 32)
+        factories.with_document(factories.invoice(supplier, buyer), "ef" * 32)
         db.session.commit()
         for_sale_id = for_sale.id
         supplier_key = issue_api_key(supplier)

@@ -13,13 +13,8 @@ from pypdf import PdfReader
 
 from backend.extensions import db
 from backend.models import (
-    ChainTransaction,
-    ChainTransactionStatus,
-    ContractName,
     Delinquency,
-    Invoice,
     InvoiceStatus,
-    Organisation,
     Role,
 )
 from backend.services import reports
@@ -32,53 +27,26 @@ from tests.domain_factories import assert_refused
 NOVEMBER, DECEMBER = date(2026, 11, 1), date(2026, 12, 31)
 
 
-def receivable(supplier: Organisation, buyer: Organisation, amount_minor: int, *, issued: date, due: date,
-               status: InvoiceStatus = InvoiceStatus.CONFIRMED,
-               delinquency: Delinquency = Delinquency.NONE) -> Invoice:
-    invoice = factories.invoice(supplier, buyer, amount_minor=amount_minor, status=status, issue_date=issued)
-    invoice.due_date, invoice.delinquency = due, delinquency
-    db.session.flush()
-    return invoice
-
-
-def funded(invoice: Invoice, seller: Organisation, financier: Organisation, advance_minor: int,
-           on: datetime | None, *, indexed_at: datetime | None = None) -> None:
-    """A FinancingSettled event for `invoice`, mined `on` (None: written outside Anchorline,
-    with no outbox row; it counts from `indexed_at`)."""
-    event = factories.chain_event("FinancingSettled", {
-        "id": str(int(invoice.receivable_id, 16)), "seller": seller.chain_address,
-        "financier": financier.chain_address, "round": 1, "advance": str(advance_minor), "viaOffer": True,
-    }, block_number=10, contract="Financing")
-    if indexed_at is not None:
-        event.applied_at = indexed_at
-    if on is not None:
-        db.session.add(ChainTransaction(
-            intent_key=f"offer:{invoice.id}:accept", signer=seller, invoice=invoice, contract=ContractName.FINANCING,
-            function="acceptOffer", args=[], status=ChainTransactionStatus.MINED, nonce=invoice.id, raw_tx="0x00",
-            tx_hash=event.tx_hash, mined_at=on))
-    db.session.flush()
-
-
 @pytest.fixture
 def book(db_session: Any) -> None:
     """The worked example of docs/risk.md ("Reports")."""
     small = factories.organisation(Role.SUPPLIER)
     core = factories.organisation(Role.SUPPLIER | Role.BUYER)
     buyer, financier = factories.organisation(Role.BUYER), factories.organisation(Role.FINANCIER)
-    first = receivable(small, buyer, 10_000_00, issued=date(2026, 11, 1), due=date(2026, 12, 31))
-    funded(first, small, financier, 9_800_00, datetime(2026, 11, 11, 10, tzinfo=UTC))
-    second = receivable(core, buyer, 5_000_00, issued=date(2026, 11, 5), due=date(2027, 1, 4))
-    funded(second, core, financier, 4_900_00, datetime(2026, 11, 25, 23, 59, tzinfo=UTC))
-    third = receivable(small, buyer, 1_000_00, issued=date(2026, 11, 20), due=date(2026, 12, 12))
-    funded(third, small, financier, 990_00, datetime(2026, 12, 2, 8, tzinfo=UTC))
-    october = receivable(small, buyer, 2_000_00, issued=date(2026, 10, 1), due=date(2026, 12, 1))
-    funded(october, small, financier, 1_900_00, None, indexed_at=datetime(2026, 10, 15, tzinfo=UTC))
+    first = factories.receivable(small, buyer, 10_000_00, issued=date(2026, 11, 1), due=date(2026, 12, 31))
+    factories.funded(first, small, financier, 9_800_00, datetime(2026, 11, 11, 10, tzinfo=UTC))
+    second = factories.receivable(core, buyer, 5_000_00, issued=date(2026, 11, 5), due=date(2027, 1, 4))
+    factories.funded(second, core, financier, 4_900_00, datetime(2026, 11, 25, 23, 59, tzinfo=UTC))
+    third = factories.receivable(small, buyer, 1_000_00, issued=date(2026, 11, 20), due=date(2026, 12, 12))
+    factories.funded(third, small, financier, 990_00, datetime(2026, 12, 2, 8, tzinfo=UTC))
+    october = factories.receivable(small, buyer, 2_000_00, issued=date(2026, 10, 1), due=date(2026, 12, 1))
+    factories.funded(october, small, financier, 1_900_00, None, indexed_at=datetime(2026, 10, 15, tzinfo=UTC))
     # Falling due in November: 5,000.00 of which 1,000.00 overdue and 1,000.00 defaulted.
-    receivable(small, buyer, 1_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 15), delinquency=Delinquency.OVERDUE)
-    receivable(small, buyer, 3_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 20), status=InvoiceStatus.REPAID)
-    receivable(small, buyer, 1_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 28),
+    factories.receivable(small, buyer, 1_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 15), delinquency=Delinquency.OVERDUE)
+    factories.receivable(small, buyer, 3_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 20), status=InvoiceStatus.REPAID)
+    factories.receivable(small, buyer, 1_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 28),
                delinquency=Delinquency.DEFAULTED)
-    receivable(small, buyer, 7_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 10), status=InvoiceStatus.SPLIT)
+    factories.receivable(small, buyer, 7_000_00, issued=date(2026, 10, 1), due=date(2026, 11, 10), status=InvoiceStatus.SPLIT)
 
 
 @pytest.fixture
@@ -129,6 +97,8 @@ def test_a_bad_range_is_refused(auditor: Any) -> None:
     refusal = assert_refused(InvalidInput, reports.financing_report, auditor, start=DECEMBER, end=NOVEMBER)
     assert "end" in refusal.value.errors
     assert_refused(InvalidInput, reports.financing_report, auditor, start=date(2020, 1, 1), end=DECEMBER)
+    assert "end" in assert_refused(InvalidInput, reports.financing_report, auditor, start=date(9999, 9, 1),
+                                   end=date(9999, 12, 31)).value.errors
 
 
 def test_participants_cannot_read_the_report(db_session: Any) -> None:
@@ -148,7 +118,7 @@ def test_the_api_serves_json_csv_and_pdf(app: Flask) -> None:
 
     exported = client.get(f"/api/v1/reports/financing.csv?{query}", headers=operator.headers)
     assert exported.mimetype == "text/csv"
-    assert exported.headers["Content-Disposition"] == 'attachment; filename="anchorline-financing-2026-11-01-2026-12-31.csv"'
+    assert exported.headers["Content-Disposition"] == 'attachment; filename="anchorline-financing-2026-10-01-2027-01-01.csv"'
     assert exported.get_data(as_text=True).startswith("period,start,end")
     pdf = client.get(f"/api/v1/reports/financing.pdf?{query}", headers=operator.headers)
     assert (pdf.mimetype, pdf.data[:5]) == ("application/pdf", b"%PDF-")

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
 
 from backend.extensions import db
 from backend.models import Invoice, InvoiceStatus, Organisation, Repayment, RepaymentStatus, Role

@@ -65,9 +65,9 @@ def _report(args: dict[str, Any]) -> FinancingReport:
     return reports.financing_report(current_actor(), **args)
 
 
-def _attachment(body: str | bytes, media_type: str, args: dict[str, Any], suffix: str) -> Response:
-    name = f"anchorline-financing-{args['start'].isoformat()}-{args['end'].isoformat()}.{suffix}"
-    return Response(body, mimetype=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+def _attachment(report: FinancingReport, body: str | bytes, media_type: str, suffix: str) -> Response:
+    return Response(body, mimetype=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{reports.report_filename(report, suffix)}"'})
 
 
 @blp.route("/financing", methods=["GET"])
@@ -85,7 +85,8 @@ def financing_report(args: dict[str, Any]) -> FinancingReport:
 @blp.doc(security=SECURITY)
 def financing_report_csv(args: dict[str, Any]) -> Response:
     """The financing report as CSV"""
-    return _attachment(reports.report_csv(_report(args)), "text/csv", args, "csv")
+    report = _report(args)
+    return _attachment(report, reports.report_csv(report), "text/csv", "csv")
 
 
 @blp.route("/financing.pdf", methods=["GET"])
@@ -94,4 +95,5 @@ def financing_report_csv(args: dict[str, Any]) -> Response:
 @blp.doc(security=SECURITY)
 def financing_report_pdf(args: dict[str, Any]) -> Response:
     """The financing report as a PDF"""
-    return _attachment(reports.report_pdf(_report(args)), "application/pdf", args, "pdf")
+    report = _report(args)
+    return _attachment(report, reports.report_pdf(report), "application/pdf", "pdf")

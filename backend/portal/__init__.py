@@ -15,10 +15,11 @@ from flask.typing import ResponseReturnValue
 from backend import paths
 from backend.api.responses import is_api_request
 from backend.extensions import csrf
-from backend.portal import auditor, auth, financier, i18n, invoices, operator, pages
+from backend.portal import auditor, auth, compliance, financier, i18n, invoices, operator, pages
 
 # The portal's blueprints: their views are the pages, their error pages are HTML.
-PORTAL_BLUEPRINTS: tuple[Blueprint, ...] = (auth.blp, pages.blp, invoices.blp, financier.blp, operator.blp, auditor.blp)
+PORTAL_BLUEPRINTS: tuple[Blueprint, ...] = (auth.blp, pages.blp, invoices.blp, financier.blp, operator.blp, auditor.blp,
+                                             compliance.blp)
 # The npm packages the pages load, each by the folder of its built files.
 VENDOR_PACKAGES = {
     "htmx.org": paths.NODE_MODULES / "htmx.org" / "dist",

@@ -47,6 +47,8 @@ from backend.services.ledger import ledger_now, settlement_currency
 from backend.services.permissions import Action, authorize
 
 MAX_PERIODS = 60
+# The periods end on the first day of the month after them, which a date must be able to name.
+LAST_REPORTABLE_MONTH = date(9999, 10, 1)
 
 
 class Period(StrEnum):
@@ -97,6 +99,9 @@ def financing_report(actor: Actor, *, start: date, end: date, period: Period = P
     authorize(actor, Action.VIEW_REPORTS)
     if end < start:
         raise InvalidInput("the report's end is before its start", errors={"end": ["must not be before start"]})
+    if end >= LAST_REPORTABLE_MONTH:
+        raise InvalidInput("the report's end is too far ahead",
+                           errors={"end": [f"before {LAST_REPORTABLE_MONTH.isoformat()}"]})
     periods = _periods(start, end, period)
     if len(periods) > MAX_PERIODS:
         raise InvalidInput(f"a report covers at most {MAX_PERIODS} periods",
@@ -201,6 +206,11 @@ def report_rows(report: FinancingReport) -> Iterator[list[str]]:
                _major(figures.due_minor, report.currency), _major(figures.overdue_minor, report.currency),
                _major(figures.defaulted_minor, report.currency), _percent(figures.overdue_ratio),
                _percent(figures.default_ratio)]
+
+
+def report_filename(report: FinancingReport, suffix: str) -> str:
+    """The name a downloaded report is saved under: its scope and format."""
+    return f"anchorline-financing-{report.start.isoformat()}-{report.end.isoformat()}.{suffix}"
 
 
 def report_csv(report: FinancingReport) -> str:
