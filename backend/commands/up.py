@@ -248,6 +248,7 @@ def _start(
     credentials.api_url = api_url
     credentials.save(credentials_file(instance))
     click.echo("Anchorline is up:")
+    click.echo(f"  portal   {base}/ (sign in with a demo login below; English or Simplified Chinese)")
     click.echo(f"  API      {api_url} (interactive docs at {api_url}/docs)")
     click.echo(f"  health   {api_url}/health (or `anchorline status`)")
     click.echo(f"  metrics  {base}/metrics")
