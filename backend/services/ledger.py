@@ -7,11 +7,14 @@ here as it would compare them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import current_app
+from sqlalchemy import Select, func, select
 
 from backend.chain.client import ledger_date
-from backend.models import Invoice, utcnow
+from backend.models import ChainEvent, ChainTransaction, ContractName, Invoice, utcnow
+from backend.models.types import UTCDateTime
 
 
 def settlement_currency() -> str:
@@ -33,3 +36,13 @@ def ledger_seconds(moment: datetime) -> int:
 def due_instant(invoice: Invoice) -> datetime:
     """When the ledger considers the receivable due: 00:00 UTC of its due date."""
     return datetime.fromtimestamp(ledger_date(invoice.due_date), UTC)
+
+
+def timed_events(contract: ContractName, event: str) -> Select[tuple[ChainEvent, datetime]]:
+    """The indexed `event`s of `contract`, each with when its transaction was mined (the outbox's
+    receipt); an event of a write made outside Anchorline has no outbox row and takes the time it
+    was indexed. Events carry no block time of their own."""
+    mined_at: Any = func.coalesce(ChainTransaction.mined_at, ChainEvent.applied_at, type_=UTCDateTime())
+    return (select(ChainEvent, mined_at)
+            .outerjoin(ChainTransaction, ChainTransaction.tx_hash == ChainEvent.tx_hash)
+            .where(ChainEvent.contract == contract, ChainEvent.event == event))

@@ -26,7 +26,7 @@ from backend.services import tokens
 from backend.services.actors import Actor
 from backend.services.financing import financeable, outstanding_minor
 from backend.services.invoices import Perspective, invoice_query, receivable_hex
-from backend.services.ledger import ledger_now
+from backend.services.ledger import ledger_now, timed_events
 from backend.services.permissions import Action, authorize
 
 # How many of the next maturities a dashboard lists.
@@ -151,7 +151,7 @@ def settlement_balance(actor: Actor) -> int:
 def cash_receipts(actor: Actor, since: date) -> list[CashReceipt]:
     """The receivables the actor's organisation issued and was paid for on `since` or later, in
     the order it was paid, from the indexed ledger: sold (a FinancingSettled event names the
-    organisation as its seller: the advance came the day the indexer read the first), or held
+    organisation as its seller: the advance came the day the first was mined), or held
     to the end and repaid in full (the day of its last recorded repayment, the time of its
     block). A receivable it passed on unpaid (transferred, or a part of a split) paid it
     nothing it can see, and is not counted."""
@@ -173,19 +173,18 @@ def cash_receipts(actor: Actor, since: date) -> list[CashReceipt]:
 
 
 def _first_sales(actor: Actor) -> dict[str, date]:
-    """The day each receivable the actor's organisation sold was first sold (the indexer read
-    the FinancingSettled event naming it the seller), by receivable id."""
+    """The day each receivable the actor's organisation sold was first sold (the FinancingSettled
+    event naming it the seller was mined: ledger.timed_events), by receivable id."""
     address = actor.organisation.chain_address
     if address is None:
         return {}
     sold_on: dict[str, date] = {}
-    for args, applied_at in db.session.execute(
-        select(ChainEvent.args, ChainEvent.applied_at)
-        .where(ChainEvent.contract == ContractName.FINANCING, ChainEvent.event == "FinancingSettled",
-               ChainEvent.args["seller"].as_string() == address)
-        .order_by(ChainEvent.applied_at, ChainEvent.id)
+    for event, sold_at in db.session.execute(
+        timed_events(ContractName.FINANCING, "FinancingSettled")
+        .where(ChainEvent.args["seller"].as_string() == address)
+        .order_by(ChainEvent.block_number, ChainEvent.log_index)
     ):
-        sold_on.setdefault(receivable_hex(int(args["id"])), applied_at.date())
+        sold_on.setdefault(receivable_hex(int(event.args["id"])), sold_at.date())
     return sold_on
 
 

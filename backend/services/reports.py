@@ -25,12 +25,10 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from fpdf import FPDF
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 
 from backend.extensions import db
 from backend.models import (
-    ChainEvent,
-    ChainTransaction,
     ContractName,
     Delinquency,
     Invoice,
@@ -38,12 +36,11 @@ from backend.models import (
     Organisation,
     Role,
 )
-from backend.models.types import UTCDateTime
 from backend.money import from_minor_units
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput
 from backend.services.invoices import receivable_hex
-from backend.services.ledger import ledger_now, settlement_currency
+from backend.services.ledger import ledger_now, settlement_currency, timed_events
 from backend.services.permissions import Action, authorize
 
 MAX_PERIODS = 60
@@ -134,14 +131,8 @@ def _period_of(periods: list[PeriodFigures], day: date) -> PeriodFigures | None:
 
 
 def _add_fundings(periods: list[PeriodFigures], first: date, last: date, currency: str) -> None:
-    # When the funding was mined (the outbox's receipt); an event from a write made outside
-    # Anchorline has none, and counts from when it was indexed.
-    funded_at = func.coalesce(ChainTransaction.mined_at, ChainEvent.applied_at, type_=UTCDateTime())
-    rows = db.session.execute(
-        select(ChainEvent.args, funded_at)
-        .outerjoin(ChainTransaction, ChainTransaction.tx_hash == ChainEvent.tx_hash)
-        .where(ChainEvent.contract == ContractName.FINANCING, ChainEvent.event == "FinancingSettled")
-    ).all()
+    rows = [(event.args, funded_at) for event, funded_at in
+            db.session.execute(timed_events(ContractName.FINANCING, "FinancingSettled"))]
     sellers = {args["seller"] for args, _ in rows}
     # The sellers that count as small suppliers, by ledger address: not core enterprises.
     small = {organisation.chain_address: organisation.id for organisation in db.session.scalars(
