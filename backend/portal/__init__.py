@@ -15,11 +15,13 @@ from flask.typing import ResponseReturnValue
 from backend import paths
 from backend.api.responses import is_api_request
 from backend.extensions import csrf
-from backend.portal import auditor, auth, compliance, financier, i18n, invoices, operator, pages
+from backend.portal import auditor, auth, compliance, financier, i18n, invoices, layout, operator, pages
 
-# The portal's blueprints: their views are the pages, their error pages are HTML.
-PORTAL_BLUEPRINTS: tuple[Blueprint, ...] = (auth.blp, pages.blp, invoices.blp, financier.blp, operator.blp, auditor.blp,
+# The portal's blueprints: their views are the pages, their error pages are HTML. The main
+# navigation lists their pages in this order, each area's in the order its module adds them.
+PORTAL_BLUEPRINTS: tuple[Blueprint, ...] = (pages.blp, invoices.blp, financier.blp, operator.blp, auth.blp, auditor.blp,
                                              compliance.blp)
+layout.order_navigation([blueprint.name for blueprint in PORTAL_BLUEPRINTS])
 # The npm packages the pages load, each by the folder of its built files.
 VENDOR_PACKAGES = {
     "htmx.org": paths.NODE_MODULES / "htmx.org" / "dist",

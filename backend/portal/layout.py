@@ -38,14 +38,21 @@ class NavLink:
     roles: Role
 
 
-# Filled by each area's module as it is imported (in PORTAL_BLUEPRINTS order), after the
-# dashboards and before the password link.
+# Filled by each area's module as it is imported, then put in PORTAL_BLUEPRINTS order
+# (order_navigation); listed after the dashboards and before the password link.
 NAV_LINKS: list[NavLink] = []
 
 
 def nav_link(endpoint: str, title: LazyString, roles: Role) -> None:
     """Lists the page `endpoint` in the main navigation of organisations holding any of `roles`."""
     NAV_LINKS.append(NavLink(endpoint, title, roles))
+
+
+def order_navigation(blueprint_names: list[str]) -> None:
+    """Puts NAV_LINKS in the order of their blueprints in `blueprint_names` (any other last),
+    keeping each blueprint's own order."""
+    order = {name: position for position, name in enumerate(blueprint_names)}
+    NAV_LINKS.sort(key=lambda link: order.get(link.endpoint.partition(".")[0], len(order)))
 
 
 def setup(blueprint: Blueprint) -> None:
