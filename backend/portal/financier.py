@@ -9,7 +9,9 @@ buyers) are managed here too: a key's token and an endpoint's signing secret are
 on the page that answers their creation (or rotation), and never again.
 
 Every read and write goes through backend/services (financing, servicing, accounts, webhooks),
-as the API's do. See docs/portal.md ("Pages").
+as the API's do. Risk beside what the financier may fund (each organisation's profile and
+score, the fraud signals, its exposure limits) is put into words by backend/portal/financier_risk.py;
+the financier sets its limits on /account/exposure-limits. See docs/portal.md ("Pages").
 """
 from __future__ import annotations
 
@@ -29,13 +31,11 @@ from wtforms import (
     IntegerField,
     SelectChoice,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from backend.api.fields import ROW_ID
 from backend.extensions import db
@@ -50,23 +50,38 @@ from backend.models import (
     OfferStatus,
     Organisation,
     Role,
+    Side,
     WebhookDelivery,
     WebhookDeliveryStatus,
     WebhookEndpoint,
 )
+from backend.models.types import MAX_ROW_ID
 from backend.money import from_minor_units
 from backend.portal import layout
 from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.dashboards import INVOICE_STATUS_LABELS
-from backend.portal.forms import ConfirmForm
-from backend.portal.invoices import PAGE_SIZE, require_role
+from backend.portal.financier_risk import (
+    FLAG_KIND_LABELS,
+    SIDE_LABELS,
+    SIDE_ROLES,
+    exposure_checks,
+    exposure_limit_form,
+    factor_rows,
+    flag_description,
+    flagged_requests,
+    market_scores,
+)
+from backend.portal.forms import CheckboxesField, ConfirmForm, at_least_one
+from backend.portal.invoices import require_role
+from backend.portal.paging import PAGE_SIZE, page_number
 from backend.security.api_keys import Scope
-from backend.services import accounts, financing, organisations, servicing, webhooks
+from backend.services import accounts, exposure, financing, fraud, organisations, risk, servicing, webhooks
 from backend.services.accounts import MAX_KEY_NAME_LENGTH
 from backend.services.actors import Actor
 from backend.services.errors import InvalidInput
+from backend.services.exposure import ExposureLimitExceeded
 from backend.services.financing import FinanceableFilters, outstanding_minor
-from backend.services.ledger import ledger_now
+from backend.services.ledger import ledger_now, settlement_currency
 from backend.services.permissions import ALL_ROLES, WEBHOOK_ROLES
 from backend.services.webhooks import MAX_DESCRIPTION_LENGTH, MAX_URL_LENGTH
 
@@ -76,6 +91,7 @@ layout.nav_link("financier_pages.market", _l("Marketplace"), Role.FINANCIER)
 layout.nav_link("financier_pages.my_offers", _l("Your offers"), Role.FINANCIER)
 layout.nav_link("financier_pages.portfolio", _l("Portfolio"), Role.FINANCIER)
 layout.nav_link("financier_pages.overdue", _l("Overdue"), Role.FINANCIER)
+layout.nav_link("financier_pages.exposure_limits", _l("Exposure limits"), Role.FINANCIER)
 layout.nav_link("financier_pages.api_keys", _l("API keys"), ALL_ROLES)
 layout.nav_link("financier_pages.webhook_endpoints", _l("Webhooks"), WEBHOOK_ROLES)
 
@@ -134,20 +150,6 @@ def end_of_day(day: date) -> datetime:
     return datetime.combine(day, time.max, UTC)
 
 
-class CheckboxesField(SelectMultipleField):
-    """Several choices, one checkbox each (templates render it as a fieldset with a legend)."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-def at_least_one(form: FlaskForm, field: CheckboxesField) -> None:
-    """A CheckboxesField's DataRequired: without its `required` flag, which a browser would put
-    on every checkbox, demanding them all."""
-    if not field.data:
-        raise StopValidation(_("Choose at least one."))
-
-
 # ---------------------------------------------------------------- forms
 
 
@@ -191,7 +193,8 @@ class StatusFilterForm(FlaskForm):
 
     # Its choices (the statuses with their labels) are set by the view, in the request's language.
     status = SelectField(_l("Status"), validators=[Optional()], choices=[SelectChoice("", "")])
-    page = IntegerField(_l("Page"), validators=[Optional(), NumberRange(min=1)], default=1)
+    # Beyond the database's integers a page's OFFSET would overflow.
+    page = IntegerField(_l("Page"), validators=[Optional(), NumberRange(min=1, max=MAX_ROW_ID)], default=1)
 
     @classmethod
     def of(cls, labels: dict[str, LazyString]) -> StatusFilterForm:
@@ -244,13 +247,14 @@ class WebhookEndpointChangeForm(WebhookEndpointForm):
 @login_required
 def market() -> ResponseReturnValue:
     """The open financing requests the financier may fund, the soonest deadline first, each with
-    its supplier's history; filtered by buyer, supplier, due date and face value."""
+    its supplier's history, the supplier's and the buyer's scores and a mark when its receivable
+    has fraud flags; filtered by buyer, supplier, due date and face value."""
     require_role(Role.FINANCIER)
     actor = current_actor()
     form = MarketFilterForm(formdata=request.args)
     form.buyer.choices = organisation_choices(actor, Role.BUYER, _("Every buyer"))
     form.supplier.choices = organisation_choices(actor, Role.SUPPLIER, _("Every supplier"))
-    entries, page = [], None
+    entries, page, scores, flagged = [], None, {}, set()
     status = 200
     if form.validate():
         try:
@@ -260,36 +264,40 @@ def market() -> ResponseReturnValue:
             status = 400
         else:
             page = db.paginate(statement.order_by(FinancingRequest.deadline, FinancingRequest.id),
-                               page=max(request.args.get("page", 1, type=int), 1), per_page=PAGE_SIZE,
-                               error_out=False)
+                               page=page_number(), per_page=PAGE_SIZE, error_out=False)
             entries = financing.describe_financeable(actor, page.items)
+            scores = market_scores(actor, [entry.invoice for entry in entries])
+            flagged = flagged_requests(actor, page.items)
     else:
         status = 400
     return render_template("portal/financier_market.html", form=form, page=page, entries=entries,
-                           arguments=form.arguments()), status
+                           scores=scores, flagged=flagged, arguments=form.arguments()), status
 
 
-def organisation_choices(actor: Actor, role: Role, everyone: str) -> list[SelectChoice]:
-    """The directory's organisations of `role`, by name, after a choice of all of them."""
+def organisation_choices(actor: Actor, role: Role, empty_choice: str) -> list[SelectChoice]:
+    """The directory's organisations of `role`, by name, after an empty choice (all of them, in
+    a filter) labelled `empty_choice`."""
     statement = organisations.organisation_directory(actor, role=role).order_by(Organisation.name)
-    return [SelectChoice("", everyone), *(SelectChoice(str(organisation.id), organisation.name)
-                                          for organisation in db.session.scalars(statement))]
+    return [SelectChoice("", empty_choice), *(SelectChoice(str(organisation.id), organisation.name)
+                                              for organisation in db.session.scalars(statement))]
 
 
 @blp.route(f"/market/<{ROW_ID}:request_id>")
 @login_required
 def market_request(request_id: int) -> ResponseReturnValue:
-    """One financing request: the receivable, its supplier's history, the financier's own
-    offer, and the forms to offer or to fund it outright."""
+    """One financing request: the receivable, its supplier's history, both parties' risk
+    profiles, the fraud flags on it, the financier's exposure to them against its limits, its
+    own offer, and the forms to offer or to fund it outright."""
     return render_market_request(request_id)
 
 
-def render_market_request(request_id: int, offer_form: OfferForm | None = None,
-                          status: int = 200) -> ResponseReturnValue:
+def render_market_request(request_id: int, offer_form: OfferForm | None = None, status: int = 200,
+                          refusal: ExposureLimitExceeded | None = None) -> ResponseReturnValue:
     require_role(Role.FINANCIER)
     actor = current_actor()
     financing_request = financing.get_financing_request(actor, request_id)
     (entry,) = financing.describe_financeable(actor, [financing_request])
+    invoice = entry.invoice
     own_offer = db.session.scalar(financing.offers(actor, financing_request_id=request_id,
                                                    financier_id=actor.organisation.id))
     today = ledger_now().date()
@@ -301,8 +309,23 @@ def render_market_request(request_id: int, offer_form: OfferForm | None = None,
         "portal/financier_request.html", entry=entry, financing_request=financing_request,
         own_offer=own_offer, own_terms=financing.offer_terms(own_offer, today) if own_offer else None,
         open_to_offers=is_open_to_offers(financing_request, actor), closing=is_closing(financing_request),
-        offer_form=offer_form,
-        asking=asking_terms(financing_request), offer_status_labels=OFFER_STATUS_LABELS), status
+        offer_form=offer_form, refusal=refusal,
+        asking=asking_terms(financing_request), offer_status_labels=OFFER_STATUS_LABELS,
+        profiles=[risk.risk_profile(actor, invoice.supplier_id, Side.SUPPLIER),
+                  risk.risk_profile(actor, invoice.buyer_id, Side.BUYER)],
+        flags=fraud.flags_on_invoice(actor, invoice.id), exposure_checks=exposure_checks(actor, invoice),
+        **risk_wording()), status
+
+
+def risk_wording() -> dict[str, object]:
+    """What the request's and the fund's pages need to put risk into words."""
+    return {"factor_rows": factor_rows, "flag_description": flag_description, "flag_kind_labels": FLAG_KIND_LABELS,
+            "side_labels": SIDE_LABELS, "organisation_name": organisation_name}
+
+
+def organisation_name(organisation_id: int) -> str:
+    """A counterparty's name (the directory is open to every participant)."""
+    return organisations.get_organisation(current_actor(), organisation_id).name
 
 
 def is_open_to_offers(financing_request: FinancingRequest, actor: Actor) -> bool:
@@ -345,6 +368,8 @@ def make_offer(request_id: int) -> ResponseReturnValue:
                                  expiry=min(end_of_day(form.expiry.data), financing_request.deadline))
         except InvalidInput as refusal:
             show_service_errors(form, refusal)
+        except ExposureLimitExceeded as refusal:
+            return render_market_request(request_id, offer_form=form, status=400, refusal=refusal)
         else:
             flash(_("Your offer is on its way to the ledger."), "success")
             return redirect(url_for("financier_pages.market_request", request_id=request_id))
@@ -354,19 +379,25 @@ def make_offer(request_id: int) -> ResponseReturnValue:
 @blp.route(f"/market/<{ROW_ID}:request_id>/fund", methods=["GET", "POST"])
 @login_required
 def fund_request(request_id: int) -> ResponseReturnValue:
-    """Funding a request outright at its asking advance: first the amounts to confirm, then the
-    write (financing.fund_request)."""
+    """Funding a request outright at its asking advance: first the amounts to confirm (and the
+    financier's limits on the buyer and the supplier), then the write (financing.fund_request)."""
     require_role(Role.FINANCIER)
     actor = current_actor()
     financing_request = financing.get_financing_request(actor, request_id)
     form = ConfirmForm()
+    refusal = None
     if form.validate_on_submit():
-        financing.fund_request(actor, request_id)
-        flash(_("The funding is on its way to the ledger."), "success")
-        return redirect(url_for("financier_pages.market_request", request_id=request_id))
+        try:
+            financing.fund_request(actor, request_id)
+        except ExposureLimitExceeded as exceeded:
+            refusal = exceeded
+        else:
+            flash(_("The funding is on its way to the ledger."), "success")
+            return redirect(url_for("financier_pages.market_request", request_id=request_id))
     return render_template("portal/financier_fund.html", financing_request=financing_request, form=form,
-                           asking=asking_terms(financing_request),
-                           open_to_offers=is_open_to_offers(financing_request, actor)), \
+                           asking=asking_terms(financing_request), refusal=refusal,
+                           exposure_checks=exposure_checks(actor, financing_request.invoice),
+                           side_labels=SIDE_LABELS, open_to_offers=is_open_to_offers(financing_request, actor)), \
         400 if form.is_submitted() else 200
 
 
@@ -432,10 +463,60 @@ def overdue() -> ResponseReturnValue:
     """The receivables the financier holds past their due date and unpaid, the longest late
     first: how many days late, what is outstanding, and whether the ledger has marked them."""
     require_role(Role.FINANCIER)
-    page = db.paginate(servicing.overdue_holdings(current_actor()),
-                       page=max(request.args.get("page", 1, type=int), 1), per_page=PAGE_SIZE, error_out=False)
+    page = db.paginate(servicing.overdue_holdings(current_actor()), page=page_number(), per_page=PAGE_SIZE,
+                       error_out=False)
     return render_template("portal/financier_overdue.html", page=page, days_late=servicing.days_late,
                            delinquency_labels=DELINQUENCY_LABELS)
+
+
+# ---------------------------------------------------------------- exposure limits
+
+
+@blp.route("/account/exposure-limits", methods=["GET", "POST"])
+@login_required
+def exposure_limits() -> ResponseReturnValue:
+    """The financier's limits per buyer and per supplier, each with what is at stake under it
+    and the headroom left; setting (or changing) one on a buyer or a supplier of the directory,
+    one form per side (exposure.set_exposure_limit)."""
+    require_role(Role.FINANCIER)
+    actor = current_actor()
+    submitted_side = None
+    if request.method == "POST":
+        try:  # which of the page's two forms was sent
+            submitted_side = Side(request.form.get("side", ""))
+        except ValueError:
+            abort(400)
+    forms = {side: exposure_limit_form(side, organisation_choices(actor, SIDE_ROLES[side], _("Choose…")),
+                                       submitted=side == submitted_side)
+             for side in (Side.BUYER, Side.SUPPLIER)}
+    status = 200
+    if submitted_side is not None:
+        form = forms[submitted_side]
+        if form.validate_on_submit():
+            try:
+                limit = exposure.set_exposure_limit(actor, int(form.counterparty_id.data), submitted_side,
+                                                    limit=form.limit.data.strip(), currency=settlement_currency())
+            except InvalidInput as refusal:
+                show_service_errors(form, refusal)
+            else:
+                flash(_("Your limit on %(name)s is saved.", name=limit.counterparty.name), "success")
+                return redirect(url_for("financier_pages.exposure_limits"))
+        status = 400
+    return render_template("portal/financier_exposure_limits.html", exposures=exposure.exposures(actor),
+                           forms=forms, remove_form=ConfirmForm(), side_labels=SIDE_LABELS,
+                           currency=settlement_currency()), status
+
+
+@blp.route(f"/account/exposure-limits/<any(buyer, supplier):side>/<{ROW_ID}:counterparty_id>/remove",
+           methods=["POST"])
+@login_required
+def remove_exposure_limit(side: str, counterparty_id: int) -> ResponseReturnValue:
+    """Removes the financier's limit on one buyer or one supplier."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    exposure.remove_exposure_limit(current_actor(), counterparty_id, Side(side))
+    flash(_("The limit is removed."), "success")
+    return redirect(url_for("financier_pages.exposure_limits"))
 
 
 # ---------------------------------------------------------------- API keys
