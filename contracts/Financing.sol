@@ -14,12 +14,15 @@ import {SettlementToken} from "./SettlementToken.sol";
 /// asking advance, swaps the financier's settlement tokens for the receivable in one
 /// transaction (delivery versus payment). The buyer repays the holder at maturity, in one or
 /// several payments; late receivables are marked overdue and then defaulted, and with recourse
-/// financing the original seller's liability for the shortfall is recorded.
+/// financing the original seller's liability for the shortfall is recorded. The buyer may
+/// also offer to pay a receivable early, at a discount for the time saved, which its holder
+/// can take; the payment and the receivable's closing then happen in one transaction.
 /// @dev This contract is also the platform's {ParticipantRegistry}, and it is the settlement
 /// agent of the token and the servicer of the registry (all three fixed in them when they were
-/// deployed). It moves tokens only from the caller or from a financier at the terms of the
-/// offer that financier posted, and receivables only from the seller who asked for financing or
-/// the holder a recourse seller buys back from.
+/// deployed). It moves tokens only from the caller, from a financier at the terms of the
+/// offer that financier posted, or from a buyer at the terms of its early-payment offer; and
+/// receivables only from the seller who asked for financing or the holder a recourse seller
+/// buys back from.
 contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
     enum RequestStatus {
         None,
@@ -59,6 +62,14 @@ contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
         OfferStatus status;
     }
 
+    /// @dev One slot, keyed by the receivable: only its buyer makes one, so a new offer replaces
+    /// the last. Deleted when accepted or withdrawn (the events are its record); it follows the
+    /// receivable to any later holder. Expiry zero: no offer.
+    struct EarlyPaymentOffer {
+        uint16 annualRateBps; // discount per year to the due date, in basis points of what is outstanding
+        uint40 expiry;
+    }
+
     /// @notice The receivables this contract finances and services.
     ReceivableRegistry public immutable registry;
     /// @notice The cash that pays advances and repayments.
@@ -79,6 +90,11 @@ contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
     /// one's recourse seller (0: bought without recourse). The last one governs while no later
     /// financing is funded; a recourse buy-back pops it. Written only on those rare paths.
     mapping(uint256 receivableId => uint32[]) private _earlierRecourseSellerIds;
+    /// @dev The buyer's standing offer to pay each receivable early ({getEarlyPaymentOffer}).
+    mapping(uint256 receivableId => EarlyPaymentOffer) private _earlyPaymentOffers;
+
+    uint256 private constant _BPS = 10_000; // 100 %
+    uint256 private constant _YEAR = 365 days; // the discount's day count: actual/365
 
     event ServicingPeriodsChanged(uint40 gracePeriod, uint40 defaultPeriod);
     event FinancingRequested(
@@ -97,6 +113,13 @@ contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
     event RecourseLiabilityRecorded(uint256 indexed id, address indexed seller, address indexed creditor, uint64 amount);
     event RecourseLiabilityReduced(uint256 indexed id, uint64 liability);
     event RecourseSettled(uint256 indexed id, address indexed seller, address indexed creditor, uint64 amount);
+    event EarlyPaymentOffered(uint256 indexed id, address indexed buyer, uint16 annualRateBps, uint40 expiry);
+    event EarlyPaymentWithdrawn(uint256 indexed id, address indexed buyer);
+    /// @notice The buyer paid the holder `paid` for the receivable, which is repaid in full (the
+    /// registry's RepaymentRecorded shows the whole outstanding amount); the holder gave up `discount`.
+    event EarlyPaymentSettled(
+        uint256 indexed id, address indexed buyer, address indexed holder, uint64 paid, uint64 discount
+    );
 
     error ZeroAmount();
     error CurrencyNotSettleable(bytes3 currency);
@@ -122,6 +145,11 @@ contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
     error NoRecourseLiability(uint256 id);
     error OfferChanged(uint256 id, address financier, uint64 advance);
     error LiabilityExceedsOutstanding(uint256 id, uint64 liability, uint64 outstanding);
+    error NotBuyer(uint256 id, address account);
+    error InvalidDiscountRate(uint16 annualRateBps);
+    error NoEarlyPaymentOffer(uint256 id);
+    error EarlyPaymentExpired(uint256 id, uint40 expiry);
+    error DiscountAboveAccepted(uint256 id, uint64 discount, uint64 maxDiscount);
 
     constructor(
         ReceivableRegistry registry_,
@@ -345,7 +373,77 @@ contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
         assert(registry.transferBySettlement(holder, msg.sender, id) == outstanding);
     }
 
+    // ---------------------------------------------------------------- early payment
+
+    /// @notice The buyer offers to pay a confirmed receivable before its due date, less a
+    /// discount at `annualRateBps` a year for the time left to the due date, if its holder
+    /// accepts by `expiry` (after now, no later than the due date). Replaces the buyer's
+    /// earlier offer on the receivable.
+    /// @param annualRateBps 1 to 10,000 (100 % a year), and low enough that the discount is
+    /// less than what is outstanding (which limits it only when the due date is over a year away).
+    function offerEarlyPayment(uint256 id, uint16 annualRateBps, uint40 expiry) external {
+        ReceivableRegistry.Receivable memory receivable = _owedByCaller(id);
+        if (receivable.status != ReceivableRegistry.Status.Confirmed) revert NotConfirmed(id);
+        if (receivable.delinquency != ReceivableRegistry.Delinquency.None) revert Delinquent(id, receivable.delinquency);
+        if (receivable.currency != settlementCurrency) revert CurrencyNotSettleable(receivable.currency);
+        if (expiry <= block.timestamp || expiry > receivable.dueDate) revert InvalidExpiry(expiry, receivable.dueDate);
+        // The discount only shrinks from here on, so below the whole amount now means paid > 0 at acceptance.
+        if (
+            annualRateBps == 0 || annualRateBps > _BPS
+                || annualRateBps * (receivable.dueDate - block.timestamp) >= _BPS * _YEAR
+        ) revert InvalidDiscountRate(annualRateBps);
+        _earlyPaymentOffers[id] = EarlyPaymentOffer({annualRateBps: annualRateBps, expiry: expiry});
+        emit EarlyPaymentOffered(id, msg.sender, annualRateBps, expiry);
+    }
+
+    /// @notice The buyer withdraws its early-payment offer on a receivable (also one left on a
+    /// receivable that has since been repaid or split, where it can no longer be accepted).
+    function withdrawEarlyPayment(uint256 id) external {
+        _owedByCaller(id);
+        if (_earlyPaymentOffers[id].expiry == 0) revert NoEarlyPaymentOffer(id);
+        delete _earlyPaymentOffers[id];
+        emit EarlyPaymentWithdrawn(id, msg.sender);
+    }
+
+    /// @notice The holder takes the buyer's early-payment offer: the buyer pays it what is
+    /// outstanding less the discount for the time left to the due date, rounded down (so the
+    /// payment rounds up), and the receivable is repaid in full, in one transaction.
+    /// @param maxDiscount The discount the holder was quoted. It only shrinks as time passes,
+    /// so a larger one means the offer was revised since: that reverts.
+    function acceptEarlyPayment(uint256 id, uint64 maxDiscount) external nonReentrant {
+        ReceivableRegistry.Receivable memory receivable = _servicedByHolder(id);
+        address buyer = accountOf(receivable.buyerId);
+        uint32 buyerId = _requireParticipant(buyer, Roles.BUYER);
+        if (receivable.delinquency != ReceivableRegistry.Delinquency.None) revert Delinquent(id, receivable.delinquency);
+        EarlyPaymentOffer memory offer = _earlyPaymentOffers[id];
+        if (offer.expiry == 0) revert NoEarlyPaymentOffer(id);
+        if (offer.expiry < block.timestamp) revert EarlyPaymentExpired(id, offer.expiry);
+        uint64 outstanding = receivable.amount - receivable.repaid;
+        // Below `outstanding`: the offer's rate was checked against a longer time to the due date.
+        uint64 discount = uint64(
+            uint256(outstanding) * offer.annualRateBps * (receivable.dueDate - block.timestamp) / (_BPS * _YEAR)
+        );
+        if (discount > maxDiscount) revert DiscountAboveAccepted(id, discount, maxDiscount);
+        uint64 paid = outstanding - discount;
+
+        delete _earlyPaymentOffers[id];
+        emit EarlyPaymentSettled(id, buyer, msg.sender, paid, discount);
+
+        // The holder agreed to take `paid` for the whole debt: the receivable closes as repaid.
+        // What the registry returns (this holder, nothing left, no delinquency) was read above.
+        // slither-disable-next-line unused-return
+        registry.recordRepayment(id, buyerId, outstanding, settlementCurrency);
+        settlementToken.settlementTransfer(buyer, msg.sender, paid);
+    }
+
     // ---------------------------------------------------------------- views
+
+    /// @notice The buyer's standing offer to pay a receivable early at a discount (expiry 0:
+    /// none). It reads as made even once past its expiry or left on a receivable since repaid or
+    /// split, where it can no longer be accepted.
+    function getEarlyPaymentOffer(uint256 id) external view returns (EarlyPaymentOffer memory) {
+        return _earlyPaymentOffers[id];
+    }
 
     /// @notice The current (or last) financing request of a receivable, with its seller.
     function getRequest(uint256 id) external view returns (Request memory request, address seller) {
@@ -394,6 +492,15 @@ contract Financing is ParticipantRegistry, ReentrancyGuardTransient {
     function _openOffer(uint256 id, address financier) private view returns (Offer storage offer) {
         offer = _offers[id][financier];
         if (offer.status != OfferStatus.Open || offer.round != _requests[id].round) revert NoOpenOffer(id, financier);
+    }
+
+    /// @dev The receivable, when the caller is its buyer and an active participant.
+    function _owedByCaller(uint256 id) private view returns (ReceivableRegistry.Receivable memory receivable) {
+        uint32 buyerId = _requireParticipant(msg.sender, Roles.BUYER);
+        // Not its holder: the buyer's offer stands whoever holds the receivable.
+        // slither-disable-next-line unused-return
+        (receivable,) = registry.receivableWithHolder(id);
+        if (receivable.buyerId != buyerId) revert NotBuyer(id, msg.sender);
     }
 
     function _servicedByHolder(uint256 id) private view returns (ReceivableRegistry.Receivable memory receivable) {
