@@ -72,6 +72,13 @@ WORKER_SETTINGS: Mapping[str, tuple[Any, Any]] = {
     "OPERATOR_PRIVATE_KEY": (str, None),
     # Buyers are reminded this many days before a payable's maturity.
     "MATURITY_REMINDER_DAYS": (int, 7),
+    # Anti-money-laundering alerts on settlement-token movements (backend/services/aml.py): one
+    # transfer of at least this many minor units (2,000,000.00 CNY, the large-value report line
+    # for companies), or at least AML_STRUCTURING_MIN_COUNT transfers from one account within
+    # AML_STRUCTURING_WINDOW_HOURS, each between half of it and it, adding up to it or more.
+    "AML_LARGE_TRANSFER_MINOR": (int, 200_000_000),
+    "AML_STRUCTURING_MIN_COUNT": (int, 3),
+    "AML_STRUCTURING_WINDOW_HOURS": (int, 24),
     "WEBHOOK_MAX_ATTEMPTS": (int, 10),
     # Deliveries go to public addresses only (a registered URL must not reach the platform's own
     # network); on, loopback and private addresses are allowed too: for tests and a receiver on

@@ -332,3 +332,14 @@ def funded(invoice: Invoice, seller: Organisation, financier: Organisation, adva
             function="acceptOffer", args=[], status=ChainTransactionStatus.MINED, nonce=invoice.id, raw_tx="0x00",
             tx_hash=event.tx_hash, mined_at=on))
     db.session.flush()
+
+
+def token_movement(sender: str, recipient: str, amount_minor: int, at: datetime) -> Any:
+    """A token Transfer event mined at `at` (through the outbox)."""
+    event = chain_event("Transfer", {"from": sender, "to": recipient, "value": str(amount_minor)},
+                        block_number=1, contract="SettlementToken")
+    db.session.add(ChainTransaction(
+        intent_key=f"transfer:{event.tx_hash}", contract=ContractName.SETTLEMENT_TOKEN, function="transfer", args=[],
+        status=ChainTransactionStatus.MINED, nonce=event.log_index, raw_tx="0x00", tx_hash=event.tx_hash, mined_at=at))
+    db.session.flush()
+    return event

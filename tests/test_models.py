@@ -15,10 +15,14 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from backend.chain import client
 from backend.extensions import db
 from backend.models import (
+    AmlAlertReview,
+    AmlAlertStatus,
     ChainEvent,
     ChainTransaction,
     ChainTransactionStatus,
     ContractName,
+    EarlyPaymentOffer,
+    ExposureLimit,
     FinancingRequest,
     IndexerCursor,
     ReconciliationRun,
@@ -27,10 +31,14 @@ from backend.models import (
     Invoice,
     InvoiceSource,
     InvoiceStatus,
+    KycReview,
+    KycStatus,
     Offer,
     Organisation,
     Repayment,
     Role,
+    ScreeningHit,
+    Side,
     SigningKey,
     TokenOperation,
     TokenOperationKind,
@@ -100,6 +108,13 @@ def one_row_in_every_table() -> None:
                                                  event_types=["invoice.confirmed"], secret="s" * 64),
                         event_id="5f0c6c2e-9d1e-4c1a-8c61-0d7b7f6f1a01", event_type="invoice.confirmed",
                         payload={}, occurred_at=datetime(2026, 3, 1, tzinfo=UTC)),
+        ExposureLimit(financier=financier, counterparty=buyer, side=Side.BUYER, limit_minor=1_000_000),
+        KycReview(organisation=supplier, decision=KycStatus.APPROVED, documents_checked=["business_licence"]),
+        ScreeningHit(organisation=supplier, list_name="OFAC SDN", entry_reference="SDN-1", matched_on="name",
+                     entry_value="Supplier"),
+        AmlAlertReview(alert_key="large_movement:0x01:0", status=AmlAlertStatus.CLEARED, note="payroll"),
+        EarlyPaymentOffer(invoice=receivable, buyer=buyer, annual_rate_bps=1200,
+                          expiry=datetime(2026, 3, 20, tzinfo=UTC)),
     ])
     db.session.commit()
 

@@ -21,8 +21,8 @@ from tests import domain_factories as factories
 from tests.api_support import user_with_password
 from tests.portal_support import csrf_token, portal_sign_in, post_form, text
 
-PAGES = ("/compliance/flags", "/compliance/screening", "/compliance/reports", "/compliance/reports.csv",
-         "/compliance/reports.pdf")
+PAGES = ("/compliance/flags", "/compliance/screening", "/compliance/alerts", "/compliance/reports",
+         "/compliance/reports.csv", "/compliance/reports.pdf")
 DIGEST = "ab" * 32
 LIST = b"reference,name,address\r\nSDN-1,Blackwater Trading Co. Ltd,\r\nSDN-2,Nobody We Know Of,\r\n"
 NOVEMBER = "start=2026-11-01&end=2026-11-30&period=month"
@@ -286,3 +286,38 @@ def test_a_bad_range_is_shown_beside_its_field(app, platform, query, field):
         assert answer.status_code == 400, path
         assert answer.mimetype == "text/html"
         assert f'id="{field}-errors"' in text(answer), path
+
+
+# ---------------------------------------------------------------- alerts on token movements
+
+
+def plant_large_movement(app: Flask) -> None:
+    with app.app_context():
+        payer, payee = factories.organisation(Role.BUYER, name="Big Payer"), factories.organisation(Role.SUPPLIER)
+        factories.token_movement(payer.chain_address, payee.chain_address, 250_000_000,
+                                 datetime(2026, 11, 2, 9, tzinfo=UTC))
+        db.session.commit()
+
+
+def test_the_operator_clears_a_token_alert_with_a_note_and_the_auditor_reads_it(app, platform):
+    plant_large_movement(app)
+    operator = signed_in(app, platform, "operator")
+    page = text(operator.get("/compliance/alerts"))
+    assert "Large movement: Big Payer" in page and "CN¥2,500,000.00" in page
+    key = re.search(r'name="alert-0-key" type="hidden" value="([^"]+)"', page).group(1)
+
+    without_note = post_form(operator, "/compliance/alerts/review/0", "/compliance/alerts",
+                             **{"alert-0-key": key, "alert-0-clear": "1"})
+    assert without_note.status_code == 400
+    answer = post_form(operator, "/compliance/alerts/review/0", "/compliance/alerts",
+                       **{"alert-0-key": key, "alert-0-note": "the buyer's quarterly settlement", "alert-0-clear": "1"})
+
+    assert answer.status_code == 302
+    auditor = signed_in(app, platform, "auditor")
+    reviewed = text(auditor.get("/compliance/alerts?status=cleared"))
+    assert "Cleared (an ordinary payment)" in reviewed and "the buyer&#39;s quarterly settlement" in reviewed
+    assert "alert-0-note" not in reviewed  # the auditor has no review form
+    assert "No alert." in text(auditor.get("/compliance/alerts?status=open"))
+    refused = post_form(auditor, "/compliance/alerts/review/0", "/compliance/alerts",
+                        **{"alert-0-key": key, "alert-0-note": "x", "alert-0-report": "1"})
+    assert refused.status_code == 403

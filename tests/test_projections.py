@@ -290,3 +290,107 @@ def test_reset_returns_every_chain_derived_field_to_before_the_chain(indexed_cha
     assert db.session.scalars(select(TokenBalance)).all() == []
     assert failed.status == RepaymentStatus.FAILED  # the outbox's verdict stays
     assert invoice.due_date > datetime.now(UTC).date() - timedelta(days=1)  # off-chain facts stay
+
+
+# ---------------------------------------------------------------------- early payment (no chain needed)
+
+
+def _fold(*events) -> None:
+    view = projections.Projections(31337, block_time=lambda block_hash: 1_900_000_000)
+    view.load(list(events))
+    for event in events:
+        view.apply(event)
+    db.session.flush()
+
+
+def _early_payment_world():
+    from backend.services import early_payment
+
+    supplier = domain_factories.organisation(Role.SUPPLIER)
+    buyer = domain_factories.organisation(Role.BUYER)
+    financier = domain_factories.organisation(Role.FINANCIER)
+    invoice = domain_factories.invoice(supplier, buyer, holder=financier, status=InvoiceStatus.CONFIRMED)
+    endpoints = [WebhookEndpoint(organisation=org, url="https://example.com/hook", secret="s" * 32,
+                                 event_types=["early_payment.offered", "early_payment.settled"])
+                 for org in (buyer, financier)]
+    db.session.add_all(endpoints)
+    offer = early_payment.offer_early_payment(domain_factories.actor(buyer), invoice.id, annual_rate="12",
+                                              expiry=datetime.now(UTC) + timedelta(days=20))
+    return early_payment, invoice, offer, buyer, financier, endpoints
+
+
+def _receivable(invoice: Invoice) -> str:
+    return str(int(invoice.receivable_id, 16))
+
+
+def test_early_payment_offered_withdrawn_and_announced(db_session):
+    from backend.models import EarlyPaymentOfferStatus
+
+    _service, invoice, offer, buyer, financier, endpoints = _early_payment_world()
+    offered = domain_factories.chain_event(
+        "EarlyPaymentOffered", {"id": _receivable(invoice), "buyer": buyer.chain_address, "annualRateBps": 1200,
+                                "expiry": 1_900_000_000}, block_number=5, contract="Financing")
+    _fold(offered)
+    assert offer.status == EarlyPaymentOfferStatus.OPEN
+    deliveries = db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.endpoint_id)).all()
+    assert [(d.endpoint_id, d.event_type) for d in deliveries] == [
+        (endpoints[0].id, "early_payment.offered"), (endpoints[1].id, "early_payment.offered")]
+    assert deliveries[1].payload["annual_rate_bps"] == 1200
+
+    _fold(domain_factories.chain_event("EarlyPaymentWithdrawn", {"id": _receivable(invoice),
+                                                                 "buyer": buyer.chain_address},
+                                       block_number=6, contract="Financing"))
+    assert offer.status == EarlyPaymentOfferStatus.WITHDRAWN
+
+
+def test_an_early_settlement_repays_in_full_and_records_what_was_paid(db_session):
+    from backend.models import EarlyPaymentOfferStatus
+
+    service, invoice, offer, buyer, financier, _endpoints = _early_payment_world()
+    offer.status = EarlyPaymentOfferStatus.OPEN
+    service.accept_early_payment(domain_factories.actor(financier), offer.id, discount_seen="200.00")
+    accepting = db.session.scalars(select(ChainTransaction).where(
+        ChainTransaction.function == "acceptEarlyPayment")).one()
+    tx_hash = "0x" + "ab" * 32
+    accepting.status, accepting.raw_tx, accepting.tx_hash, accepting.nonce = "sent", "0x00", tx_hash, 0
+    # A pending repayment of the same amount that this transaction did not carry stays pending.
+    other = Repayment(invoice=invoice, payer=buyer, amount_minor=1_000_000, status=RepaymentStatus.PENDING)
+    db.session.add(other)
+    db.session.flush()
+
+    recorded = domain_factories.chain_event(
+        "RepaymentRecorded", {"id": _receivable(invoice), "amount": 1_000_000, "repaidTotal": 1_000_000},
+        block_number=7, tx_hash=tx_hash)
+    settled = domain_factories.chain_event(
+        "EarlyPaymentSettled", {"id": _receivable(invoice), "buyer": buyer.chain_address,
+                                "holder": financier.chain_address, "paid": 980_300, "discount": 19_700},
+        block_number=7, contract="Financing", tx_hash=tx_hash)
+    _fold(recorded, settled)
+
+    assert (invoice.status, invoice.repaid_minor) == (InvoiceStatus.REPAID, 1_000_000)
+    assert (offer.status, offer.paid_minor, offer.discount_minor) == (EarlyPaymentOfferStatus.ACCEPTED, 980_300,
+                                                                      19_700)
+    assert offer.repayment.status == RepaymentStatus.RECORDED
+    assert offer.repayment.recorded_at == datetime.fromtimestamp(1_900_000_000, UTC)
+    assert other.status == RepaymentStatus.PENDING
+    settled_deliveries = db.session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.event_type == "early_payment.settled")).all()
+    assert {d.payload["paid_minor"] for d in settled_deliveries} == {980_300}
+    assert len(settled_deliveries) == 2  # the buyer and the holder
+
+    projections.reset()
+
+    assert (offer.status, offer.paid_minor, offer.discount_minor) == (EarlyPaymentOfferStatus.PENDING, None, None)
+    assert offer.repayment.status == RepaymentStatus.PENDING
+    assert offer.annual_rate_bps == 1200  # the terms are the buyer's, off the ledger
+
+
+def test_a_payable_repaid_in_full_otherwise_lapses_its_early_payment_offer(db_session):
+    from backend.models import EarlyPaymentOfferStatus
+
+    _service, invoice, offer, _buyer, _financier, _endpoints = _early_payment_world()
+    offer.status = EarlyPaymentOfferStatus.OPEN
+    _fold(domain_factories.chain_event(
+        "RepaymentRecorded", {"id": _receivable(invoice), "amount": 1_000_000, "repaidTotal": 1_000_000},
+        block_number=8))
+    assert (invoice.status, offer.status) == (InvoiceStatus.REPAID, EarlyPaymentOfferStatus.LAPSED)

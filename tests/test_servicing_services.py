@@ -19,6 +19,8 @@ from backend.models import (
     ChainTransactionStatus,
     ContractName,
     Delinquency,
+    EarlyPaymentOffer,
+    EarlyPaymentOfferStatus,
     FinancingRequestStatus,
     Invoice,
     InvoiceStatus,
@@ -372,6 +374,31 @@ def test_the_realised_yield_of_a_receivable_repaid_in_full(book: Book) -> None:
     assert (entry.received_minor, entry.repaid_on, entry.realised_days) == (500_000, days_from_today(-10), 30)
     # 100 / 4,900 × 365 / 35 × 100 = 21.2828…; 100 / 4,900 × 365 / 30 × 100 = 24.8299…
     assert (entry.expected_yield_percent, entry.realised_yield_percent) == (Decimal("21.28"), Decimal("24.83"))
+
+
+def test_a_receivable_paid_early_yields_what_the_buyer_paid(book: Book) -> None:
+    # 10,000.00 bought 30 days ago for 9,800.00; the buyer paid it early 10 days ago: 9,950.00
+    # for the whole of it (a 50.00 discount), so the financier gained 150.00 in 20 days.
+    invoice = factories.invoice(book.supplier, book.buyer, holder=book.financier, amount_minor=1_000_000,
+                                due_in_days=30, issue_date=days_from_today(-60))
+    bought(invoice, book.financier, paid_minor=980_000, on=days_from_today(-30))
+    settlement = Repayment(invoice=invoice, payer=invoice.buyer, amount_minor=1_000_000,
+                           status=RepaymentStatus.RECORDED, recorded_at=datetime.combine(days_from_today(-10), time(9), UTC))
+    db.session.add(settlement)
+    db.session.flush()
+    db.session.add(EarlyPaymentOffer(invoice=invoice, buyer=invoice.buyer, annual_rate_bps=1200,
+                                     expiry=datetime.combine(days_from_today(-5), time(0), UTC),
+                                     status=EarlyPaymentOfferStatus.ACCEPTED, repayment=settlement,
+                                     paid_minor=995_000, discount_minor=5_000))
+    mined_write("acceptEarlyPayment", book.financier, invoice, "repayment", settlement.id, block=140,
+                on=days_from_today(-10))
+    invoice.repaid_minor, invoice.status = 1_000_000, InvoiceStatus.REPAID
+
+    entry = servicing.holding_yields(book.holder, [invoice])[invoice.id]
+
+    assert (entry.received_minor, entry.repaid_on, entry.realised_days) == (995_000, days_from_today(-10), 20)
+    # 150 / 9,800 × 365 / 20 × 100 = 27.9336…
+    assert entry.realised_yield_percent == Decimal("27.93")
 
 
 def test_only_the_financiers_own_purchases_have_yields(book: Book) -> None:

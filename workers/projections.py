@@ -37,6 +37,8 @@ from backend.models import (
     ChainTransactionStatus,
     ContractName,
     Delinquency,
+    EarlyPaymentOffer,
+    EarlyPaymentOfferStatus,
     FinancingRequest,
     FinancingRequestStatus,
     Invoice,
@@ -293,6 +295,7 @@ def repayment_recorded(view: Projections, event: ChainEvent) -> None:
     _announce_invoice(view, event, "invoice.repayment_recorded", invoice, amount_minor=amount,
                       repaid_minor=invoice.repaid_minor)
     if invoice.status == InvoiceStatus.REPAID:
+        _lapse_early_payment(invoice)
         _announce_invoice(view, event, "invoice.repaid", invoice)
 
 
@@ -415,6 +418,67 @@ def financing_settled(view: Projections, event: ChainEvent) -> None:
                       financier_organisation_id=getattr(financier, "id", None))
 
 
+# ---------------------------------------------------------------------- Financing: early payment
+
+
+def _early_payment_of(view: Projections, event: ChainEvent) -> EarlyPaymentOffer | None:
+    """The receivable's early payment offer (one per receivable, revised in place)."""
+    invoice = view.invoice(event.args["id"])
+    if invoice is None:
+        return None
+    return db.session.scalar(select(EarlyPaymentOffer).where(EarlyPaymentOffer.invoice_id == invoice.id))
+
+
+def _announce_early_payment(view: Projections, event: ChainEvent, event_type: str, offer: EarlyPaymentOffer,
+                            organisations: Iterable[Organisation | None], **extra: Any) -> None:
+    view.announce(event, event_type, organisations,
+                  {"early_payment_offer_id": offer.id, "invoice_id": offer.invoice_id, "status": str(offer.status),
+                   **extra})
+
+
+def early_payment_offered(view: Projections, event: ChainEvent) -> None:
+    """The buyer's offer to pay early (or its revision) is OPEN; the holder is told."""
+    offer = _early_payment_of(view, event)
+    if offer is None:
+        return
+    offer.status = EarlyPaymentOfferStatus.OPEN
+    _announce_early_payment(view, event, "early_payment.offered", offer, (offer.buyer, offer.invoice.holder),
+                            annual_rate_bps=event.args["annualRateBps"],
+                            expiry=datetime.fromtimestamp(event_int(event.args["expiry"]), UTC).isoformat())
+
+
+def early_payment_withdrawn(view: Projections, event: ChainEvent) -> None:
+    offer = _early_payment_of(view, event)
+    if offer is None:
+        return
+    offer.status = EarlyPaymentOfferStatus.WITHDRAWN
+    _announce_early_payment(view, event, "early_payment.withdrawn", offer, (offer.buyer, offer.invoice.holder))
+
+
+def early_payment_settled(view: Projections, event: ChainEvent) -> None:
+    """The holder accepted: the offer is ACCEPTED with what the buyer paid and the holder gave
+    up. (The registry's RepaymentRecorded of the same transaction repays the receivable in full
+    and records the repayment the acceptance queued.)"""
+    offer = _early_payment_of(view, event)
+    if offer is None:
+        return
+    offer.status = EarlyPaymentOfferStatus.ACCEPTED
+    offer.paid_minor = event_int(event.args["paid"])
+    offer.discount_minor = event_int(event.args["discount"])
+    holder = view.organisation(event.args["holder"])
+    _announce_early_payment(view, event, "early_payment.settled", offer, (offer.buyer, holder),
+                            paid_minor=offer.paid_minor, discount_minor=offer.discount_minor,
+                            holder_organisation_id=getattr(holder, "id", None))
+
+
+def _lapse_early_payment(invoice: Invoice) -> None:
+    """A receivable repaid in full leaves nothing to pay early: a live offer on it lapses
+    (an early settlement then marks it ACCEPTED)."""
+    offer = db.session.scalar(select(EarlyPaymentOffer).where(EarlyPaymentOffer.invoice_id == invoice.id))
+    if offer is not None and offer.status in (EarlyPaymentOfferStatus.PENDING, EarlyPaymentOfferStatus.OPEN):
+        offer.status = EarlyPaymentOfferStatus.LAPSED
+
+
 # ---------------------------------------------------------------------- SettlementToken and participants
 
 
@@ -473,6 +537,9 @@ HANDLERS: dict[tuple[ContractName, str], Callable[[Projections, ChainEvent], Non
     (ContractName.FINANCING, "OfferMade"): offer_made,
     (ContractName.FINANCING, "OfferWithdrawn"): offer_withdrawn,
     (ContractName.FINANCING, "FinancingSettled"): financing_settled,
+    (ContractName.FINANCING, "EarlyPaymentOffered"): early_payment_offered,
+    (ContractName.FINANCING, "EarlyPaymentWithdrawn"): early_payment_withdrawn,
+    (ContractName.FINANCING, "EarlyPaymentSettled"): early_payment_settled,
     (ContractName.FINANCING, "ParticipantOnboarded"): participant_onboarded,
     (ContractName.SETTLEMENT_TOKEN, "Transfer"): token_transfer,
     (ContractName.SETTLEMENT_TOKEN, "Minted"): tokens_minted,
@@ -486,10 +553,11 @@ HANDLERS: dict[tuple[ContractName, str], Callable[[Projections, ChainEvent], Non
 def reset() -> None:
     """Puts every chain-derived field back to its value before any ledger event: invoices
     PENDING, unrepaid, not delinquent, held by their supplier (a split child by the holder its
-    split named); indexed requests PENDING without a round and their offers PENDING; recorded
-    repayments and done token operations PENDING; no participant ids, no token balances.
-    Off-chain facts (amounts, dispute reasons, documents) and the FAILED states the outbox
-    records stay. The caller deletes or keeps the stored events and folds them again."""
+    split named); indexed requests PENDING without a round and their offers PENDING; early
+    payment offers PENDING without their settlement; recorded repayments and done token
+    operations PENDING; no participant ids, no token balances. Off-chain facts (amounts,
+    dispute reasons, documents, an early payment offer's terms) and the FAILED states the
+    outbox records stay. The caller deletes or keeps the stored events and folds them again."""
     db.session.flush()
     indexed_requests = select(FinancingRequest.id).where(FinancingRequest.round.is_not(None))
     _bulk(update(Offer)
@@ -498,6 +566,8 @@ def reset() -> None:
           .values(status=OfferStatus.PENDING))
     _bulk(update(FinancingRequest).where(FinancingRequest.round.is_not(None))
           .values(status=FinancingRequestStatus.PENDING, round=None))
+    _bulk(update(EarlyPaymentOffer).where(EarlyPaymentOffer.status != EarlyPaymentOfferStatus.PENDING)
+          .values(status=EarlyPaymentOfferStatus.PENDING, paid_minor=None, discount_minor=None))
     _bulk(update(Invoice).values(status=InvoiceStatus.PENDING, repaid_minor=0, delinquency=Delinquency.NONE))
     _bulk(update(Invoice).where(Invoice.parent_id.is_(None)).values(holder_id=Invoice.supplier_id))
     _reset_split_holders()

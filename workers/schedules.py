@@ -16,7 +16,7 @@ from backend.chain import runtime
 from backend.chain.connection import ChainUnreachable
 from backend.chain.runtime import NotDeployed
 from backend.models import utcnow
-from backend.services import schedules, screening
+from backend.services import early_payment, schedules, screening
 from backend.services.idempotency import purge_expired_idempotency_records
 from workers.celery_app import TransientError, worker_task
 
@@ -44,8 +44,9 @@ def mark_delinquent_invoices() -> int:
 
 @worker_task()
 def expire_financing() -> int:
-    """Expired requests go to the ledger; expired offers lapse here."""
-    return len(schedules.expire_financing_requests()) + len(schedules.lapse_expired_offers())
+    """Expired requests go to the ledger; expired offers, and early payment offers, lapse here."""
+    return (len(schedules.expire_financing_requests()) + len(schedules.lapse_expired_offers())
+            + len(early_payment.lapse_expired_early_payment_offers()))
 
 
 @worker_task()

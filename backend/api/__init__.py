@@ -26,10 +26,11 @@ from backend.extensions import api, limiter
 # The modules whose `blp` make up the API, registered in this order.
 AREA_MODULES: tuple[str, ...] = ("backend.api.session", "backend.api.organisations", "backend.api.users",
                                   "backend.api.api_keys", "backend.api.tokens", "backend.api.audit_log",
-                                  "backend.api.invoices", "backend.api.financing", "backend.api.repayments",
+                                  "backend.api.invoices", "backend.api.financing", "backend.api.early_payment",
+                                  "backend.api.repayments",
                                   "backend.api.webhooks", "backend.api.health", "backend.api.transactions",
                                   "backend.api.risk", "backend.api.exposure", "backend.api.fraud",
-                                  "backend.api.reports", "backend.api.screening")
+                                  "backend.api.reports", "backend.api.screening", "backend.api.aml")
 
 SWAGGER_UI_DIST = paths.NODE_MODULES / "swagger-ui-dist"
 # flask-smorest documents an error response under its status's name (NOT_FOUND, ...); this one

@@ -23,6 +23,8 @@ from backend.models.chain import (
     TokenBalance,
 )
 from backend.models.compliance import (
+    AmlAlertReview,
+    AmlAlertStatus,
     KycDocument,
     KycReview,
     ScreeningHit,
@@ -30,6 +32,8 @@ from backend.models.compliance import (
     WatchListEntry,
 )
 from backend.models.financing import (
+    EarlyPaymentOffer,
+    EarlyPaymentOfferStatus,
     FinancingRequest,
     FinancingRequestStatus,
     Offer,
@@ -50,6 +54,8 @@ from backend.models.webhooks import WebhookDelivery, WebhookDeliveryStatus, Webh
 __all__ = [
     "APPEND_ONLY_MESSAGE",
     "IDEMPOTENCY_RETENTION",
+    "AmlAlertReview",
+    "AmlAlertStatus",
     "ApiKey",
     "AppendOnlyError",
     "AuditLog",
@@ -59,6 +65,8 @@ __all__ = [
     "ContractName",
     "Delinquency",
     "Document",
+    "EarlyPaymentOffer",
+    "EarlyPaymentOfferStatus",
     "ExposureLimit",
     "FinancingRequest",
     "FinancingRequestStatus",

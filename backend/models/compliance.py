@@ -1,6 +1,7 @@
 """Know-your-customer and anti-money-laundering records (issue 6 §4): each KYC decision with the
-documents checked and who decided; the sanctions and watch lists the operator loads; and the
-screening hits they raise against organisations, until someone resolves them."""
+documents checked and who decided; the sanctions and watch lists the operator loads; the
+screening hits they raise against organisations, until someone resolves them; and the reviews
+of alerts on settlement-token movements."""
 from __future__ import annotations
 
 import enum
@@ -91,3 +92,25 @@ class ScreeningHit(db.Model):
 
     organisation: Mapped[Organisation] = relationship()
     resolved_by: Mapped[User | None] = relationship()
+
+
+class AmlAlertStatus(enum.StrEnum):
+    CLEARED = "cleared"  # explained: an ordinary payment
+    REPORTED = "reported"  # reported to the financial intelligence unit
+
+
+class AmlAlertReview(db.Model):
+    """A person's review of one alert on settlement-token movements. Alerts themselves are
+    computed from the indexed Transfer events (backend/services/aml.py); the review is kept by
+    the alert's key, which names its kind and transactions, so it sticks to the same alert."""
+
+    __tablename__ = "aml_alert_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_key: Mapped[str] = mapped_column(String(300), unique=True)
+    status: Mapped[AmlAlertStatus] = mapped_column(enum_type(AmlAlertStatus, "status"))
+    note: Mapped[str] = mapped_column(Text)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    reviewed_by: Mapped[User | None] = relationship()

@@ -160,3 +160,51 @@ class TokenOperation(db.Model):
 
     def __repr__(self) -> str:
         return f"<TokenOperation {self.id} {self.kind} {self.amount_minor} organisation={self.organisation_id}>"
+
+
+class EarlyPaymentOfferStatus(enum.StrEnum):
+    """A buyer's offer to pay early: PENDING until the ledger has it (and after each revision),
+    OPEN, then WITHDRAWN by the buyer, ACCEPTED by the holder (settled), or LAPSED (past its
+    expiry, or the receivable repaid otherwise)."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    WITHDRAWN = "withdrawn"
+    ACCEPTED = "accepted"
+    LAPSED = "lapsed"
+
+
+class EarlyPaymentOffer(db.Model):
+    """A buyer's offer to pay a confirmed payable before its due date at a discount that shrinks
+    with the days remaining (Financing.offerEarlyPayment). The ledger keeps one offer per
+    receivable, so a new offer revises this row in place. `repayment` is the repayment the
+    holder's acceptance queued; `paid_minor` and `discount_minor` are what the settlement paid
+    the holder and what it gave up, from the ledger's EarlyPaymentSettled."""
+
+    __tablename__ = "early_payment_offers"
+    __table_args__ = (
+        # Financing.offerEarlyPayment takes a uint16 of basis points.
+        CheckConstraint("annual_rate_bps > 0 AND annual_rate_bps <= 65535", name="annual_rate_bps_in_range"),
+        CheckConstraint("paid_minor >= 0 AND discount_minor >= 0", name="settled_amounts_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    annual_rate_bps: Mapped[int] = mapped_column(Integer)
+    expiry: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[EarlyPaymentOfferStatus] = mapped_column(
+        enum_type(EarlyPaymentOfferStatus, "status"), default=EarlyPaymentOfferStatus.PENDING, index=True
+    )
+    repayment_id: Mapped[int | None] = mapped_column(ForeignKey("repayments.id"))
+    paid_minor: Mapped[int | None] = mapped_column(BigInteger)
+    discount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    invoice: Mapped[Invoice] = relationship()
+    buyer: Mapped[Organisation] = relationship()
+    repayment: Mapped[Repayment | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<EarlyPaymentOffer {self.id} invoice={self.invoice_id} {self.annual_rate_bps}bps {self.status}>"

@@ -1,11 +1,12 @@
 """The compliance pages (issue 6 §2, §4, §5), for the operator and the auditor: the fraud and
 double-financing flags with their evidence; the sanctions and watch lists with the screening
 hits they raise (the operator loads lists from CSV and clears or confirms hits, always with a
-note); and the financing report by month or quarter, with its charts and its CSV and PDF
+note); the alerts on large and structured token movements (the operator clears or reports
+them, with a note); and the financing report by month or quarter, with its charts and its CSV and PDF
 exports for a regulator.
 
-Everything goes through backend/services (fraud, screening, reports), as the API's
-/api/v1/fraud-flags, /watch-lists, /screening-hits and /reports/financing do: the auditor sees
+Everything goes through backend/services (fraud, screening, aml, reports), as the API's
+/api/v1/fraud-flags, /watch-lists, /screening-hits, /aml-alerts and /reports/financing do: the auditor sees
 the operator's forms refused by the services themselves (403). Anyone else is told the pages do
 not exist (404). See docs/portal.md ("Pages") and docs/risk.md for what each figure means.
 """
@@ -24,7 +25,7 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
-from wtforms import DateField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import DateField, HiddenField, SelectChoice, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from backend.api.fields import ROW_ID
@@ -39,11 +40,12 @@ from backend.portal.dashboards import month_name
 from backend.portal.forms import FIRST_CALENDAR_MONTH, LAST_CALENDAR_MONTH
 from backend.portal.i18n import format_amount
 from backend.portal.invoices import PAGE_SIZE, require_role
-from backend.services import fraud, reports, screening
+from backend.services import aml, fraud, reports, screening
+from backend.services.aml import AlertKind, MovementKind
 from backend.services.errors import InvalidInput
 from backend.services.fraud import Flag, FlagKind
 from backend.services.invoice_intake import row_errors_of
-from backend.services.ledger import ledger_now
+from backend.services.ledger import ledger_now, settlement_currency
 from backend.services.overview import shift_month
 from backend.services.permissions import READ_ALL_ROLES
 from backend.services.reports import FinancingReport, Period
@@ -53,6 +55,7 @@ blp = Blueprint("compliance_pages", __name__)
 layout.setup(blp)
 layout.nav_link("compliance_pages.flags", _l("Fraud flags"), READ_ALL_ROLES)
 layout.nav_link("compliance_pages.screening_page", _l("Screening"), READ_ALL_ROLES)
+layout.nav_link("compliance_pages.token_alerts", _l("Token alerts"), READ_ALL_ROLES)
 layout.nav_link("compliance_pages.financing_report", _l("Financing report"), READ_ALL_ROLES)
 
 FLAG_KIND_LABELS: dict[FlagKind, LazyString] = {
@@ -82,6 +85,20 @@ HIT_STATUS_LABELS: dict[ScreeningHitStatus, LazyString] = {
     ScreeningHitStatus.OPEN: _l("Open (to be reviewed)"),
     ScreeningHitStatus.CLEARED: _l("Cleared (a false positive)"),
     ScreeningHitStatus.CONFIRMED: _l("Confirmed (a true match)"),
+}
+ALERT_KIND_LABELS: dict[AlertKind, LazyString] = {
+    AlertKind.LARGE_MOVEMENT: _l("Large movement"),
+    AlertKind.STRUCTURING: _l("Movements structured under the large-value line"),
+}
+ALERT_STATUS_LABELS: dict[str, LazyString] = {
+    "open": _l("Open (to be reviewed)"),
+    "cleared": _l("Cleared (an ordinary payment)"),
+    "reported": _l("Reported to the financial intelligence unit"),
+}
+MOVEMENT_KIND_LABELS: dict[MovementKind, LazyString] = {
+    MovementKind.DEPOSIT: _l("Deposit"),
+    MovementKind.WITHDRAWAL: _l("Withdrawal"),
+    MovementKind.TRANSFER: _l("Transfer"),
 }
 MATCHED_ON_LABELS: dict[str, LazyString] = {"name": _l("Name"), "address": _l("Address")}
 PERIOD_LABELS: dict[Period, LazyString] = {Period.MONTH: _l("By month"), Period.QUARTER: _l("By quarter")}
@@ -137,6 +154,27 @@ class HitResolutionForm(FlaskForm):
                          validators=[DataRequired(), Length(max=MAX_RESOLUTION_NOTE)], render_kw={"rows": 2})
     clear = SubmitField(_l("Clear: a false positive"))
     confirm = SubmitField(_l("Confirm: a true match"))
+
+
+class AlertFilterForm(FlaskForm):
+    """The alerts' status: a GET form, so it has no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField(_l("Status"), validators=[Optional()],
+                         choices=[SelectChoice("", _l("Every status")),
+                                  *(SelectChoice(status, label) for status, label in ALERT_STATUS_LABELS.items())])
+
+
+class AlertReviewForm(FlaskForm):
+    """One open alert's review (aml.review_alert); each alert's form has its own prefix."""
+
+    key = HiddenField(validators=[DataRequired()])
+    note = TextAreaField(_l("What was checked (required)"),
+                         validators=[DataRequired(), Length(max=MAX_RESOLUTION_NOTE)], render_kw={"rows": 2})
+    clear = SubmitField(_l("Clear: an ordinary payment"))
+    report = SubmitField(_l("Report to the financial intelligence unit"))
 
 
 def report_start() -> date:
@@ -304,6 +342,56 @@ def resolve_hit(hit_id: int) -> ResponseReturnValue:
                 flash(_("The hit on %(name)s is cleared.", name=hit.organisation.name), "success")
             return redirect(url_for("compliance_pages.screening_page", **request.args))
     return render_screening(resolved=(hit_id, form), status=400)
+
+
+# ---------------------------------------------------------------- alerts on token movements
+
+
+@blp.route("/compliance/alerts")
+@login_required
+def token_alerts() -> ResponseReturnValue:
+    """Large and structured settlement-token movements, oldest first, each open one with the
+    operator's review form."""
+    return render_alerts()
+
+
+def render_alerts(reviewed: tuple[str, AlertReviewForm] | None = None, status: int = 200) -> ResponseReturnValue:
+    """The alerts page; `reviewed`: an alert's refused review form, shown with its errors."""
+    require_role(READ_ALL_ROLES)
+    actor = current_actor()
+    filter_form = AlertFilterForm(formdata=request.args)
+    if not filter_form.validate():
+        status = 400
+    chosen = None if filter_form.errors else filter_form.status.data or None
+    alerts = aml.token_alerts(actor, status=chosen)
+    operates = actor.has_any(Role.OPERATOR)  # the service refuses anyone else's review
+    review_forms = {alert.key: AlertReviewForm(formdata=None, prefix=f"alert-{index}", key=alert.key)
+                    for index, alert in enumerate(alerts) if operates and alert.review is None}
+    if reviewed is not None:
+        review_forms[reviewed[0]] = reviewed[1]
+    organisations = dict(db.session.execute(select(Organisation.id, Organisation.name).where(
+        Organisation.id.in_({alert.organisation_id for alert in alerts if alert.organisation_id}))).all())
+    return render_template(
+        "portal/compliance_alerts.html", filter_form=filter_form, alerts=alerts, review_forms=review_forms,
+        organisations=organisations, currency=settlement_currency(), kind_labels=ALERT_KIND_LABELS,
+        status_labels=ALERT_STATUS_LABELS, movement_labels=MOVEMENT_KIND_LABELS), status
+
+
+@blp.route("/compliance/alerts/review/<int:index>", methods=["POST"])
+@login_required
+def review_alert(index: int) -> ResponseReturnValue:
+    """Clears or reports one open alert, with a note."""
+    require_role(READ_ALL_ROLES)
+    form = AlertReviewForm(prefix=f"alert-{index}")
+    if form.validate_on_submit() and (form.clear.data or form.report.data):
+        try:
+            aml.review_alert(current_actor(), form.key.data, reported=form.report.data, note=form.note.data)
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        else:
+            flash(_("The alert is reported.") if form.report.data else _("The alert is cleared."), "success")
+            return redirect(url_for("compliance_pages.token_alerts", **request.args))
+    return render_alerts(reviewed=(form.key.data or "", form), status=400)
 
 
 # ---------------------------------------------------------------- the financing report

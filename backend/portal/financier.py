@@ -69,7 +69,6 @@ from backend.portal.financier_risk import (
     factor_rows,
     flag_description,
     flagged_requests,
-    market_scores,
 )
 from backend.portal.forms import CheckboxesField, ConfirmForm, at_least_one
 from backend.portal.invoices import require_role
@@ -140,6 +139,10 @@ EVENT_TYPE_LABELS: dict[str, LazyString] = {
     "token.minted": _l("Settlement tokens were minted against a deposit"),
     "token.burned": _l("Settlement tokens were burned against a withdrawal"),
     "transaction.reverted": _l("A ledger write was refused by the ledger"),
+    "early_payment.offered": _l("A buyer offered to pay a payable early, or revised its offer"),
+    "early_payment.withdrawn": _l("A buyer withdrew its offer to pay early"),
+    "early_payment.lapsed": _l("A buyer's offer to pay early lapsed at its expiry"),
+    "early_payment.settled": _l("A receivable was paid early at a discount"),
 }
 # How many of an endpoint's deliveries its page lists, the newest first.
 RECENT_DELIVERIES = 25
@@ -266,7 +269,7 @@ def market() -> ResponseReturnValue:
             page = db.paginate(statement.order_by(FinancingRequest.deadline, FinancingRequest.id),
                                page=page_number(), per_page=PAGE_SIZE, error_out=False)
             entries = financing.describe_financeable(actor, page.items)
-            scores = market_scores(actor, [entry.invoice for entry in entries])
+            scores = risk.profiles_of_parties(actor, [entry.invoice for entry in entries])
             flagged = flagged_requests(actor, page.items)
     else:
         status = 400

@@ -4,11 +4,12 @@ filled in from a UBL e-invoice when one is given), a bulk CSV with its per-row e
 financing request, the offers side by side and accepting one (or withdrawing the request), and
 splitting a receivable for its own suppliers. The buyer: its inbox of registered invoices,
 confirmed or disputed one by one (on the invoice's page) or together, its confirmed payables
-month by month in a maturity calendar, and repaying them in full or in part.
+month by month in a maturity calendar, and repaying them in full or in part, or offering to
+pay one early at a discount, which the holder accepts on the same page (issue 6 §3).
 
 Every read and write goes through backend/services (invoices, invoice_intake, financing,
-servicing), as the API's do: a page of another organisation's invoice is a 404, a confirmation
-by anyone but its buyer a 403. See docs/portal.md ("Pages").
+servicing, early_payment), as the API's do: a page of another organisation's invoice is a 404,
+a confirmation by anyone but its buyer a 403. See docs/portal.md ("Pages").
 """
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ from backend.money import from_minor_units
 from backend.portal import layout
 from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.dashboards import INVOICE_STATUS_LABELS, month_name
+from backend.portal.early_payment import (
+    EARLY_PAYMENT_STATUS_LABELS,
+    AcceptEarlyPaymentForm,
+    EarlyPaymentOfferForm,
+    early_payment_section,
+)
 from backend.portal.forms import (
     DISPUTE_REASON_LABELS,
     FIRST_CALENDAR_MONTH,
@@ -58,7 +65,7 @@ from backend.portal.forms import (
     UblPrefillForm,
 )
 from backend.portal.paging import PAGE_SIZE, page_number
-from backend.services import financing, invoice_intake, invoices, overview, servicing
+from backend.services import early_payment, financing, invoice_intake, invoices, overview, servicing
 from backend.services.errors import Duplicate, InvalidInput, ServiceError
 from backend.services.financing import outstanding_minor
 from backend.services.invoice_intake import CsvMode
@@ -83,6 +90,9 @@ LEDGER_STEP_LABELS: dict[str, LazyString] = {
     "repay": _l("Repayment"),
     "markOverdue": _l("Marked overdue"),
     "markDefaulted": _l("Marked defaulted"),
+    "offerEarlyPayment": _l("Early payment offered"),
+    "withdrawEarlyPayment": _l("Early payment offer withdrawn"),
+    "acceptEarlyPayment": _l("Paid early (offer accepted)"),
 }
 FINANCING_REQUEST_STATUS_LABELS: dict[FinancingRequestStatus, LazyString] = {
     FinancingRequestStatus.PENDING: _l("Awaiting the ledger"),
@@ -136,10 +146,11 @@ def invoice_page(invoice_id: int) -> ResponseReturnValue:
 
 def render_invoice(invoice_id: int, dispute_form: DisputeForm | None = None,
                    repayment_form: RepaymentForm | None = None, financing_form: FinancingRequestForm | None = None,
-                   split_form: SplitForm | None = None, status: int = 200) -> ResponseReturnValue:
+                   split_form: SplitForm | None = None, early_payment_form: EarlyPaymentOfferForm | None = None,
+                   status: int = 200) -> ResponseReturnValue:
     """The invoice's page; the buyer's answer forms while it awaits one, its repayment form
     once confirmed and not yet repaid in full; for the holder, its financing requests and the
-    form to ask for one."""
+    form to ask for one; for both, the early payment offer (backend.portal.early_payment)."""
     actor = current_actor()
     invoice = invoices.get_invoice(actor, invoice_id)
     is_buyer = invoice.buyer_id == actor.organisation.id
@@ -160,6 +171,8 @@ def render_invoice(invoice_id: int, dispute_form: DisputeForm | None = None,
                            repayment_form=repayment_form or RepaymentForm(
                                amount=str(from_minor_units(outstanding, invoice.currency))),
                            dispute=dispute_of(invoice),
+                           early_payment=early_payment_section(actor, invoice, early_payment_form),
+                           early_payment_status_labels=EARLY_PAYMENT_STATUS_LABELS,
                            ledger_step_labels=LEDGER_STEP_LABELS,
                            financing_request_status_labels=FINANCING_REQUEST_STATUS_LABELS,
                            transaction_status_labels=TRANSACTION_STATUS_LABELS), status
@@ -216,6 +229,50 @@ def repay_invoice(invoice_id: int) -> ResponseReturnValue:
             flash(_("The repayment is on its way to the ledger."), "success")
             return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
     return render_invoice(invoice_id, repayment_form=form, status=400)
+
+
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/early-payment", methods=["POST"])
+@login_required
+def offer_early_payment(invoice_id: int) -> ResponseReturnValue:
+    """The buyer offers to pay its payable early at a discount, or revises its offer
+    (early_payment.offer_early_payment)."""
+    form = EarlyPaymentOfferForm()
+    if form.validate_on_submit():
+        try:
+            early_payment.offer_early_payment(current_actor(), invoice_id, annual_rate=form.annual_rate.data.strip(),
+                                              expiry=datetime.combine(form.expiry.data, time.max, UTC))
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        else:
+            flash(_("The early payment offer is on its way to the ledger."), "success")
+            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return render_invoice(invoice_id, early_payment_form=form, status=400)
+
+
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/early-payment/withdraw", methods=["POST"])
+@login_required
+def withdraw_early_payment(invoice_id: int) -> ResponseReturnValue:
+    """The buyer withdraws its open early payment offer (early_payment.withdraw_early_payment)."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    early_payment.withdraw_early_payment(current_actor(), invoice_id)
+    flash(_("The withdrawal of the early payment offer is on its way to the ledger."), "success")
+    return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+
+
+@blp.route(f"/invoices/<{ROW_ID}:invoice_id>/early-payment/accept", methods=["POST"])
+@login_required
+def accept_early_payment(invoice_id: int) -> ResponseReturnValue:
+    """The holder accepts the buyer's offer at the discount it was shown, at most
+    (early_payment.accept_early_payment)."""
+    form = AcceptEarlyPaymentForm()
+    if not form.validate_on_submit():
+        abort(400)
+    actor = current_actor()
+    offer = early_payment.early_payment_offer(actor, invoice_id)
+    early_payment.accept_early_payment(actor, offer.id, discount_seen=form.discount_seen.data)
+    flash(_("The acceptance of the early payment is on its way to the ledger."), "success")
+    return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
 
 
 @blp.route("/payables", methods=["GET", "POST"])

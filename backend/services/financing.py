@@ -166,7 +166,7 @@ def request_financing(
         errors.setdefault("asking_advance", []).append(
             f"more than the {shown(outstanding_minor(invoice), invoice.currency)} outstanding on the receivable"
         )
-    deadline = _instant(deadline, "deadline", errors)
+    deadline = instant(deadline, "deadline", errors)
     if deadline is not None and not ledger_seconds(ledger_now()) < ledger_seconds(deadline) < ledger_seconds(
         due_instant(invoice)
     ):
@@ -309,7 +309,7 @@ def make_offer(
         errors.setdefault("advance", []).append(
             f"more than the {shown(outstanding_minor(invoice), invoice.currency)} outstanding on the receivable"
         )
-    expiry = _instant(expiry, "expiry", errors)
+    expiry = instant(expiry, "expiry", errors)
     now = ledger_seconds(ledger_now())
     if expiry is not None and not now < ledger_seconds(expiry) <= ledger_seconds(request.deadline):
         errors.setdefault("expiry", []).append(
@@ -528,7 +528,7 @@ def _supplier_histories(supplier_ids: Collection[int]) -> dict[int, SupplierHist
     return {row[0]: SupplierHistory(*row) for row in rows}
 
 
-def _instant(moment: datetime, field: str, errors: dict[str, list[str]]) -> datetime | None:
+def instant(moment: datetime, field: str, errors: dict[str, list[str]]) -> datetime | None:
     """`moment` cut to the whole second the ledger will hold; None, with the reason in `errors`,
     when it has no time zone (a naive time is a different instant in every zone)."""
     if moment.tzinfo is None or moment.utcoffset() is None:

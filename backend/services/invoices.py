@@ -60,7 +60,7 @@ MAX_DISPUTE_NOTE_LENGTH = 2000
 # The ledger functions that move a receivable: registered, confirmed or disputed, cancelled,
 # split, transferred, financed (an accepted offer, a funded request), repaid, marked late.
 TIMELINE_FUNCTIONS = ("register", "confirm", "dispute", "cancel", "split", "transferFrom", "acceptOffer",
-                      "fundRequest", "repay", "markOverdue", "markDefaulted")
+                      "fundRequest", "repay", "acceptEarlyPayment", "markOverdue", "markDefaulted")
 
 
 class DisputeReason(enum.StrEnum):

@@ -23,6 +23,7 @@ from backend.extensions import db
 from backend.models import (
     ApiKey,
     ChainTransaction,
+    EarlyPaymentOffer,
     FinancingRequest,
     FinancingRequestStatus,
     Invoice,
@@ -69,6 +70,10 @@ class Action(enum.StrEnum):
     WITHDRAW_OFFER = "offer.withdraw"
     ACCEPT_OFFER = "offer.accept"
     VIEW_OFFER = "offer.view"
+    OFFER_EARLY_PAYMENT = "early_payment.offer"
+    WITHDRAW_EARLY_PAYMENT = "early_payment.withdraw"
+    ACCEPT_EARLY_PAYMENT = "early_payment.accept"
+    VIEW_EARLY_PAYMENT = "early_payment.view"
     VIEW_FINANCEABLE = "financing.view_financeable"
     VIEW_PORTFOLIO = "portfolio.view"
     VIEW_RISK_PROFILE = "risk.view_profile"
@@ -79,6 +84,8 @@ class Action(enum.StrEnum):
     MANAGE_WATCH_LISTS = "watch_list.manage"
     VIEW_SCREENING_HITS = "screening.view"
     RESOLVE_SCREENING_HIT = "screening.resolve"
+    VIEW_AML_ALERTS = "aml.view_alerts"
+    REVIEW_AML_ALERT = "aml.review_alert"
     VIEW_REPAYMENT = "repayment.view"
     VIEW_ORGANISATION = "organisation.view"
     CREATE_ORGANISATION = "organisation.create"
@@ -137,6 +144,12 @@ RULES: dict[Action, Rule] = {
     Action.WITHDRAW_OFFER: Rule(Role.FINANCIER, Relation.FINANCIER, writes=True),
     Action.ACCEPT_OFFER: Rule(HOLDER_ROLES, Relation.SELLER, writes=True),
     Action.VIEW_OFFER: Rule(ALL_ROLES, Relation.ANY, writes=False),
+    # Early payment (early_payment.py): the buyer offers to pay its payable early at a discount,
+    # the holder accepts; both are judged against the invoice.
+    Action.OFFER_EARLY_PAYMENT: Rule(Role.BUYER, Relation.BUYER, writes=True),
+    Action.WITHDRAW_EARLY_PAYMENT: Rule(Role.BUYER, Relation.BUYER, writes=True),
+    Action.ACCEPT_EARLY_PAYMENT: Rule(HOLDER_ROLES, Relation.HOLDER, writes=True),
+    Action.VIEW_EARLY_PAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     # The market of open requests, and what a financier holds: for financiers only.
     Action.VIEW_FINANCEABLE: Rule(Role.FINANCIER, Relation.ANY, writes=False),
     Action.VIEW_PORTFOLIO: Rule(Role.FINANCIER, Relation.ANY, writes=False),
@@ -155,6 +168,9 @@ RULES: dict[Action, Rule] = {
     Action.MANAGE_WATCH_LISTS: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.VIEW_SCREENING_HITS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
     Action.RESOLVE_SCREENING_HIT: Rule(Role.OPERATOR, Relation.ANY, writes=True),
+    # Alerts on settlement-token movements (aml.py): the operator reviews, the auditor reads.
+    Action.VIEW_AML_ALERTS: Rule(READ_ALL_ROLES, Relation.ANY, writes=False),
+    Action.REVIEW_AML_ALERT: Rule(Role.OPERATOR, Relation.ANY, writes=True),
     Action.VIEW_REPAYMENT: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.VIEW_ORGANISATION: Rule(ALL_ROLES, Relation.ANY, writes=False),
     Action.CREATE_ORGANISATION: Rule(Role.OPERATOR, Relation.ANY, writes=True),
@@ -249,7 +265,7 @@ def can_see(actor: Actor, subject: Any) -> bool:
     two can never disagree)."""
     if isinstance(subject, Invoice):
         return _matches(Invoice, subject.id, visible_invoices(actor))
-    if isinstance(subject, FinancingRequest | Repayment):
+    if isinstance(subject, FinancingRequest | Repayment | EarlyPaymentOffer):
         return can_see(actor, subject.invoice)
     if isinstance(subject, Offer):
         return _matches(Offer, subject.id, visible_offers(actor))

@@ -23,6 +23,7 @@ from backend.models import (
     ChainTransaction,
     ChainTransactionStatus,
     Delinquency,
+    EarlyPaymentOffer,
     FinancingRequest,
     FinancingRequestStatus,
     Invoice,
@@ -429,12 +430,15 @@ def _purchases(financier_id: int, invoice_ids: Collection[int]) -> dict[int, _Pu
 
 def _repayments_since(purchases: dict[int, _Purchase]) -> dict[int, list[tuple[int, datetime]]]:
     """(amount, recorded at) of each recorded repayment of these receivables whose ledger
-    write was mined in a later block than the purchase: what the buyer paid to the financier."""
+    write was mined in a later block than the purchase: what the buyer paid to the financier.
+    An early payment settles the whole outstanding amount for less: what it paid is the cash."""
+    received = func.coalesce(EarlyPaymentOffer.paid_minor, Repayment.amount_minor)
     rows = db.session.execute(
-        select(Repayment.invoice_id, Repayment.amount_minor, Repayment.recorded_at, ChainTransaction.block_number)
+        select(Repayment.invoice_id, received, Repayment.recorded_at, ChainTransaction.block_number)
         .join(ChainTransaction, and_(ChainTransaction.subject_type == REPAYMENT_SUBJECT,
                                      ChainTransaction.subject_id == Repayment.id,
-                                     ChainTransaction.function == "repay"))
+                                     ChainTransaction.function.in_(("repay", "acceptEarlyPayment"))))
+        .outerjoin(EarlyPaymentOffer, EarlyPaymentOffer.repayment_id == Repayment.id)
         .where(Repayment.invoice_id.in_(purchases), Repayment.status == RepaymentStatus.RECORDED,
                Repayment.recorded_at.is_not(None), ChainTransaction.status == ChainTransactionStatus.MINED)
     )
