@@ -406,7 +406,14 @@ def test_the_market_lists_receivables_open_for_financing(app: Flask, client: Fla
         "recourse": True,
         "supplier_history": {"confirmed": 3, "repaid": 1, "overdue": 0, "defaulted": 0, "volume": "70000.00",
                              "volume_minor": 7_000_000},
+        "supplier_risk": entry["supplier_risk"],
+        "buyer_risk": entry["buyer_risk"],
     }
+    # Both parties' risk profiles, as GET /organisations/{id}/risk-profile gives them.
+    for side, party in (("supplier", market.seller), ("buyer", market.buyer)):
+        assert entry[f"{side}_risk"] == client.get(f"/api/v1/organisations/{party.organisation_id}/risk-profile"
+                                                   f"?side={side}", headers=market.financier.headers).json
+    assert (entry["supplier_risk"]["receivables"], entry["supplier_risk"]["side"]) == (3, "supplier")
 
     def listed(query: str) -> list[int]:
         found = client.get(f"/api/v1/financeable?{query}", headers=market.financier.headers)

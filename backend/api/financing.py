@@ -8,6 +8,7 @@ Amounts are decimal strings of major units with their currency; responses add th
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Response, url_for
@@ -18,8 +19,9 @@ from backend.api.auth import SECURITY, current_actor
 from backend.api.fields import ROW_ID, PendingActions, decimal_amount, row_id
 from backend.api.pagination import CursorArgs, Page, page_schema, paginate
 from backend.api.responses import accepted
-from backend.models import FinancingRequest, FinancingRequestStatus, Offer, OfferStatus
-from backend.services import financing
+from backend.api.risk import RiskProfileSchema
+from backend.models import FinancingRequest, FinancingRequestStatus, Offer, OfferStatus, Side
+from backend.services import financing, risk
 from backend.services.financing import FinanceableFilters
 from backend.services.ledger import settlement_currency
 
@@ -128,6 +130,10 @@ class FinanceableSchema(Schema):
     deadline = fields.DateTime(required=True, attribute="request.deadline")
     recourse = fields.Boolean(required=True, attribute="request.recourse")
     supplier_history = fields.Nested(SupplierHistorySchema, required=True)
+    supplier_risk = fields.Nested(RiskProfileSchema, required=True, metadata={
+        "description": "The supplier's risk profile as a supplier: the score and each factor's contribution"})
+    buyer_risk = fields.Nested(RiskProfileSchema, required=True, metadata={
+        "description": "The buyer's risk profile as a buyer"})
 
 
 class FinanceableArgs(CursorArgs):
@@ -237,7 +243,8 @@ def accept_offer(acceptance: dict[str, Any], offer_id: int) -> Response:
 @blp.response(200, page_schema(FinanceableSchema))
 @blp.doc(security=SECURITY)
 def list_financeable(args: dict[str, Any]) -> dict[str, Any]:
-    """Receivables open for financing, the soonest deadline first, with their suppliers' histories (financiers)"""
+    """Receivables open for financing, the soonest deadline first, with their suppliers' histories and both
+    parties' risk profiles (financiers)"""
     actor = current_actor()
     filters = FinanceableFilters(
         buyer_id=args.get("buyer_id"),
@@ -248,7 +255,11 @@ def list_financeable(args: dict[str, Any]) -> dict[str, Any]:
         amount_max=args.get("amount_max"),
     )
     page = paginate(financing.financeable(actor, filters), args, sort=(FinancingRequest.deadline,))
-    return {"items": financing.describe_financeable(actor, page.items), "next_cursor": page.next_cursor}
+    entries = financing.describe_financeable(actor, page.items)
+    profiles = risk.profiles_of_parties(actor, [entry.invoice for entry in entries])
+    items = [SimpleNamespace(**vars(entry), supplier_risk=profiles[Side.SUPPLIER][entry.invoice.supplier_id],
+                             buyer_risk=profiles[Side.BUYER][entry.invoice.buyer_id]) for entry in entries]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 def _accepted_request(request: FinancingRequest) -> Response:

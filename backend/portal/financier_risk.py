@@ -126,15 +126,6 @@ def factor_rows(profile: RiskProfile) -> list[FactorRow]:
             for part in profile.contributions]
 
 
-def market_scores(actor: Actor, invoices: Sequence[Invoice]) -> dict[Side, dict[int, RiskProfile]]:
-    """The profiles of a page's suppliers (as suppliers) and buyers (as buyers): one
-    risk.risk_profiles call per side for the whole page."""
-    return {
-        Side.SUPPLIER: risk.risk_profiles(actor, {invoice.supplier_id for invoice in invoices}, Side.SUPPLIER),
-        Side.BUYER: risk.risk_profiles(actor, {invoice.buyer_id for invoice in invoices}, Side.BUYER),
-    }
-
-
 # ---------------------------------------------------------------- fraud signals
 
 

@@ -157,6 +157,15 @@ def risk_profiles(actor: Actor, organisation_ids: Collection[int], side: Side) -
     }
 
 
+def profiles_of_parties(actor: Actor, invoices: Collection[Invoice]) -> dict[Side, dict[int, RiskProfile]]:
+    """The profiles of these invoices' suppliers (as suppliers) and buyers (as buyers), by
+    organisation id: one risk_profiles call per side (a market page shows both beside each)."""
+    return {
+        Side.SUPPLIER: risk_profiles(actor, {invoice.supplier_id for invoice in invoices}, Side.SUPPLIER),
+        Side.BUYER: risk_profiles(actor, {invoice.buyer_id for invoice in invoices}, Side.BUYER),
+    }
+
+
 def _authorize_profiles(actor: Actor, organisation_ids: set[int]) -> None:
     """Financiers (who price on them), the operator and the auditor see every profile; any other
     organisation its own only."""
