@@ -34,7 +34,7 @@ from backend.portal.auth import current_actor, show_service_errors
 from backend.portal.dashboards import INVOICE_STATUS_LABELS
 from backend.portal.forms import DISPUTE_REASON_LABELS
 from backend.portal.i18n import format_amount
-from backend.portal.invoices import TRANSACTION_STATUS_LABELS, require_role
+from backend.portal.invoices import TRANSACTION_STATUS_LABELS, dispute_of, require_role
 from backend.portal.paging import PAGE_SIZE, page_number
 from backend.services import audit_reads, explorer, organisations
 from backend.services.errors import InvalidInput
@@ -159,7 +159,7 @@ def receivable_page(invoice_id: int) -> ResponseReturnValue:
     history = explorer.receivable_history(actor, invoice_id)
     currency = history.invoice.currency
     return render_template(
-        "portal/auditor_receivable.html", invoice=history.invoice, history=history,
+        "portal/auditor_receivable.html", invoice=history.invoice, history=history, dispute=dispute_of(history.invoice),
         descriptions={event.id: describe_event(event, currency, history.organisations) for event in history.events},
         lineage=explorer.split_lineage(actor, invoice_id), check=explorer.check_document(actor, invoice_id),
         delinquency_labels=DELINQUENCY_LABELS, verdict_labels=DOCUMENT_VERDICT_LABELS,
