@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import (
+    ChainTransactionStatus,
     ContractName,
     Delinquency,
     EarlyPaymentOffer,
@@ -23,7 +25,7 @@ from backend.models import (
     RepaymentStatus,
     Role,
 )
-from backend.services import early_payment, servicing
+from backend.services import early_payment, outbox, servicing
 from backend.services.actors import Actor
 from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound, PermissionDenied
 from backend.services.ledger import due_instant
@@ -141,9 +143,10 @@ def test_a_second_offer_revises_the_first_in_place(payable: Payable) -> None:
     ({"annual_rate": "NaN"}, "annual_rate", "must be a percentage"),
     ({"annual_rate": "12.345"}, "annual_rate", "at most two decimals"),
     ({"annual_rate": "0"}, "annual_rate", "more than 0"),
-    ({"annual_rate": "655.36"}, "annual_rate", "at most 655.35"),
-    # 600 % a year for 60 days is almost the whole amount; 655 % is more.
-    ({"annual_rate": "655"}, "annual_rate", "the whole amount"),
+    # The ledger refuses more than 10,000 basis points (InvalidDiscountRate), though a uint16 holds them.
+    ({"annual_rate": "100.01"}, "annual_rate", "at most 100 percent"),
+    ({"annual_rate": "655.35"}, "annual_rate", "at most 100 percent"),
+    ({"annual_rate": "1e999999999"}, "annual_rate", "at most 100 percent"),  # no decimal overflow
     ({"expiry": datetime(2030, 1, 1)}, "expiry", "time zone"),
     ({"expiry": in_days(-1)}, "expiry", "in the future"),
     ({"expiry": in_days(61)}, "expiry", "no later than the due date"),
@@ -153,6 +156,16 @@ def test_bad_terms_are_refused_by_field(payable: Payable, overrides: dict[str, A
     refusal = assert_refused(InvalidInput, offer, payable, **overrides)
     assert list(refusal.value.errors) == [field]
     assert reason in refusal.value.errors[field][0]
+
+
+def test_a_rate_whose_discount_is_the_whole_amount_is_refused(payable: Payable) -> None:
+    """Possible only over a year before the due date: 100 % for 400 days is more than the
+    amount, 91 % is not (the ledger's `annualRateBps × seconds ≥ 10,000 × 365 days`)."""
+    payable.invoice.due_date = datetime.now(UTC).date() + timedelta(days=400)
+    db.session.commit()
+    refusal = assert_refused(InvalidInput, offer, payable, annual_rate="100")
+    assert "the whole amount" in refusal.value.errors["annual_rate"][0]
+    assert offer(payable, annual_rate="91").annual_rate_bps == 9100
 
 
 def test_only_the_buyer_of_a_confirmed_payable_not_yet_due_may_offer(payable: Payable) -> None:
@@ -260,14 +273,50 @@ def test_only_the_holder_accepts_an_open_live_offer(payable: Payable) -> None:
                                               row.id, discount_seen=generous).value)
 
 
-def test_the_offer_is_read_by_those_who_see_the_invoice(payable: Payable) -> None:
+def test_no_acceptance_while_a_write_it_would_race_is_on_its_way(payable: Payable) -> None:
+    """The buyer's revision or withdrawal, or a financing settlement that passes the receivable
+    on, would make the ledger refuse the acceptance or settle an offer the holder never saw."""
+    row = open_offer(payable, annual_rate_bps=1200)
+    generous = "10000.00"
+    early_payment.withdraw_early_payment(payable.payer, payable.invoice.id)
+    refusal = assert_refused(InvalidState, early_payment.accept_early_payment, payable.holder, row.id,
+                             discount_seen=generous)
+    assert "withdrawEarlyPayment" in str(refusal.value)
+
+    outbox_rows()[-1].status = ChainTransactionStatus.REVERTED
+    # The financier resold the receivable: another financier's funding of its request is on its way.
+    outbox.enqueue(intent_key="financing_request:1:fund:9:1", signer=factories.organisation(Role.FINANCIER),
+                   contract=ContractName.FINANCING, function="fundRequest", args=[payable.invoice.receivable_id],
+                   invoice=payable.invoice, subject_type="financing_request", subject_id=1)
+    db.session.commit()
+    refusal = assert_refused(InvalidState, early_payment.accept_early_payment, payable.holder, row.id,
+                             discount_seen=generous)
+    assert "fundRequest" in str(refusal.value)
+    assert not db.session.scalars(select(Repayment)).all()
+
+
+def test_the_buyer_must_still_be_a_buyer_on_the_ledger(payable: Payable) -> None:
+    row = open_offer(payable)
+    payable.buyer.roles = Role.SUPPLIER
+    db.session.commit()
+    assert "not a buyer" in str(assert_refused(InvalidState, early_payment.accept_early_payment, payable.holder,
+                                               row.id, discount_seen="10000.00").value)
+
+
+def test_the_offer_is_read_by_its_buyer_its_holder_and_the_readers_of_everything(payable: Payable) -> None:
     assert_refused(NotFound, early_payment.early_payment_offer, payable.holder, payable.invoice.id)
     row = open_offer(payable)
     assert early_payment.early_payment_offer(payable.holder, payable.invoice.id) is row
     assert early_payment.early_payment_offer(payable.payer, payable.invoice.id) is row
+    auditor = factories.actor(factories.organisation(Role.AUDITOR, onboarded=False))
     stranger = factories.actor(factories.organisation(Role.FINANCIER))
+    # A financier that sees the receivable in the market (an open request) is not told the terms.
+    market_reader = factories.actor(factories.organisation(Role.FINANCIER))
+    factories.financing_request(payable.invoice)
     db.session.commit()
+    assert early_payment.early_payment_offer(auditor, payable.invoice.id) is row
     assert_refused(NotFound, early_payment.early_payment_offer, stranger, payable.invoice.id)
+    assert_refused(NotFound, early_payment.early_payment_offer, market_reader, payable.invoice.id)
 
 
 # ---------------------------------------------------------------- expiry

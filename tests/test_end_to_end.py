@@ -18,7 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.extensions import db
-from backend.models import Organisation, Role
+from backend.models import EarlyPaymentOffer, Organisation, Role
+from backend.services import early_payment
 from tests import domain_factories as factories
 from tests.api_support import Credentials, issue_api_key
 from tests.indexer_fixtures import projection_state
@@ -146,3 +147,61 @@ def test_a_receivable_goes_from_api_calls_through_the_ledger_to_the_indexed_stat
         db.session.expire_all()
         assert projection_state() == before
 
+
+
+def test_an_early_payment_settles_at_the_ledgers_discount_within_the_quote_and_reindex_agrees(
+    market: Market, outbox_app: Flask, outbox_chain: OutboxChain
+) -> None:
+    """The buyer's offer, the holder's acceptance at the discount it was quoted, and the
+    settlement: the ledger's discount is the service's formula at the block's time, no more
+    than the quote; the receivable is repaid in full by one recorded repayment."""
+    ids = market.ids
+    for role in ("supplier", "buyer"):
+        market.work_until("operator", f"/organisations/{ids[role]}", lambda o: o["participant_id"] is not None,
+                          f"the {role}'s onboarding read by the indexer")
+    mint = market.post("operator", "/token-operations", {
+        "kind": "mint", "organisation_id": ids["buyer"], "amount": "1000.00", "currency": CURRENCY,
+        "reference": f"e2e-deposit-{uuid.uuid4().hex}"})
+    market.work_until("operator", f"/token-operations/{mint['id']}", lambda o: o["status"] == "done", "the mint")
+    today = date.today()
+    due = today + timedelta(days=60)
+    invoice = market.post("supplier", "/invoices", {
+        "invoice_number": f"E2E-{uuid.uuid4().hex[:10]}", "buyer": ids["buyer"], "amount": "1000.00",
+        "currency": CURRENCY, "issue_date": today.isoformat(), "due_date": due.isoformat()})
+    path = f"/invoices/{invoice['id']}"
+    market.work_until("supplier", path, lambda i: i["status"] == "registered" and not i["pending_actions"],
+                      "the registration")
+    market.post("buyer", f"{path}/confirm")
+    market.work_until("buyer", path, lambda i: i["status"] == "confirmed", "the buyer's confirmation")
+
+    market.post("buyer", f"{path}/early-payment-offer", {
+        "annual_rate": "12", "expiry": (datetime.now(UTC) + timedelta(days=20)).isoformat()})
+    offer_path = f"{path}/early-payment-offer"
+    quoted = market.work_until("supplier", offer_path, lambda o: o["status"] == "open", "the early payment offer")
+    market.post("supplier", f"{offer_path}/accept", {"discount_seen": quoted["quote"]["discount"]})
+    settled = market.work_until("supplier", offer_path, lambda o: o["status"] == "accepted", "the early settlement")
+
+    [accepting] = [row for row in market.get("operator", f"/transactions?invoice_id={invoice['id']}&limit=100")["items"]
+                   if row["function"] == "acceptEarlyPayment"]
+    block_time = outbox_chain.ledger.w3.eth.get_block(accepting["block_number"])["timestamp"]
+    due_seconds = int(datetime.combine(due, datetime.min.time(), UTC).timestamp())
+    assert settled["discount_minor"] == early_payment.discount_minor(100_000, 1200, due_seconds - block_time)
+    assert 0 < settled["discount_minor"] <= quoted["quote"]["discount_minor"]
+    assert settled["paid_minor"] + settled["discount_minor"] == 100_000
+    repaid = market.get("supplier", path)
+    assert (repaid["status"], repaid["holder_id"]) == ("repaid", ids["supplier"])
+    repayments = market.get("buyer", f"/repayments?invoice_id={invoice['id']}")["items"]
+    assert [(row["id"], row["amount"], row["status"]) for row in repayments] == [
+        (settled["repayment_id"], "1000.00", "recorded")]
+
+    with outbox_app.app_context():
+        before = projection_state()
+        def offer_state() -> tuple[Any, ...]:
+            row = db.session.get(EarlyPaymentOffer, settled["id"])
+            return row.status, row.annual_rate_bps, row.expiry, row.paid_minor, row.discount_minor, row.repayment_id
+
+        offer_before = offer_state()
+        indexer.reindex(outbox_app)
+        db.session.expire_all()
+        assert projection_state() == before
+        assert offer_state() == offer_before

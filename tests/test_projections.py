@@ -9,9 +9,11 @@ from sqlalchemy import select
 from backend.extensions import db
 from backend.models import (
     ChainTransaction,
+    ChainTransactionStatus,
     ContractName,
     Delinquency,
     FinancingRequestStatus,
+    IndexerCursor,
     Invoice,
     InvoiceSource,
     InvoiceStatus,
@@ -343,11 +345,34 @@ def test_early_payment_offered_withdrawn_and_announced(db_session):
     assert offer.status == EarlyPaymentOfferStatus.WITHDRAWN
 
 
+def test_an_early_payment_offer_opens_at_the_terms_the_ledger_holds(db_session):
+    """The row is revised in place: when the ledger's event is of an earlier revision than the
+    row carries (the later one still on its way, or refused, or a reindex folding old events),
+    the open offer is the event's, which is what an acceptance meets."""
+    from backend.models import EarlyPaymentOfferStatus
+
+    service, invoice, offer, buyer, _financier, _endpoints = _early_payment_world()
+    service.offer_early_payment(domain_factories.actor(buyer), invoice.id, annual_rate="15",
+                                expiry=datetime.now(UTC) + timedelta(days=10))
+    assert offer.annual_rate_bps == 1500
+    _fold(domain_factories.chain_event(
+        "EarlyPaymentOffered", {"id": _receivable(invoice), "buyer": buyer.chain_address, "annualRateBps": 1200,
+                                "expiry": 1_900_000_000}, block_number=5, contract="Financing"))
+    assert (offer.status, offer.annual_rate_bps, offer.expiry) == (
+        EarlyPaymentOfferStatus.OPEN, 1200, datetime.fromtimestamp(1_900_000_000, UTC))
+
+
 def test_an_early_settlement_repays_in_full_and_records_what_was_paid(db_session):
     from backend.models import EarlyPaymentOfferStatus
 
     service, invoice, offer, buyer, financier, _endpoints = _early_payment_world()
-    offer.status = EarlyPaymentOfferStatus.OPEN
+    offer.status = EarlyPaymentOfferStatus.OPEN  # its offerEarlyPayment mined in block 4, and indexed
+    offering = db.session.scalars(select(ChainTransaction).where(
+        ChainTransaction.function == "offerEarlyPayment")).one()
+    offering.status, offering.raw_tx, offering.tx_hash, offering.nonce, offering.block_number = (
+        ChainTransactionStatus.MINED, "0x00", "0x" + "cd" * 32, 0, 4)
+    db.session.add_all(IndexerCursor(chain_id=31337, contract=contract, block_number=6, block_hash="0x" + "11" * 32)
+                       for contract in ContractName)
     service.accept_early_payment(domain_factories.actor(financier), offer.id, discount_seen="200.00")
     accepting = db.session.scalars(select(ChainTransaction).where(
         ChainTransaction.function == "acceptEarlyPayment")).one()

@@ -437,14 +437,17 @@ def _announce_early_payment(view: Projections, event: ChainEvent, event_type: st
 
 
 def early_payment_offered(view: Projections, event: ChainEvent) -> None:
-    """The buyer's offer to pay early (or its revision) is OPEN; the holder is told."""
+    """The buyer's offer to pay early (or its revision) is OPEN at the terms the ledger holds; the
+    holder is told. The row is revised in place, so it may carry a later revision still on its
+    way, or one the ledger refused: the event's terms are the ones an acceptance meets."""
     offer = _early_payment_of(view, event)
     if offer is None:
         return
     offer.status = EarlyPaymentOfferStatus.OPEN
+    offer.annual_rate_bps = event.args["annualRateBps"]
+    offer.expiry = datetime.fromtimestamp(event_int(event.args["expiry"]), UTC)
     _announce_early_payment(view, event, "early_payment.offered", offer, (offer.buyer, offer.invoice.holder),
-                            annual_rate_bps=event.args["annualRateBps"],
-                            expiry=datetime.fromtimestamp(event_int(event.args["expiry"]), UTC).isoformat())
+                            annual_rate_bps=offer.annual_rate_bps, expiry=offer.expiry.isoformat())
 
 
 def early_payment_withdrawn(view: Projections, event: ChainEvent) -> None:

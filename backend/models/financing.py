@@ -184,7 +184,7 @@ class EarlyPaymentOffer(db.Model):
     __tablename__ = "early_payment_offers"
     __table_args__ = (
         # Financing.offerEarlyPayment takes a uint16 of basis points.
-        CheckConstraint("annual_rate_bps > 0 AND annual_rate_bps <= 65535", name="annual_rate_bps_in_range"),
+        CheckConstraint("annual_rate_bps > 0 AND annual_rate_bps <= 10000", name="annual_rate_bps_in_range"),
         CheckConstraint("paid_minor >= 0 AND discount_minor >= 0", name="settled_amounts_not_negative"),
     )
 

@@ -38,6 +38,7 @@ from backend.models import (
     Invoice,
     Repayment,
     RepaymentStatus,
+    Role,
     utcnow,
 )
 from backend.money import shown
@@ -54,19 +55,21 @@ from backend.services.financing import (
 )
 from backend.services.ledger import due_instant, ledger_now, ledger_seconds
 from backend.services.organisations import require_participant
-from backend.services.permissions import Action, authorize, get_authorized, require_active
+from backend.services.permissions import Action, authorize, get_authorized, reads_everything, require_active
 from backend.services.servicing import REPAYMENT_SUBJECT
 from backend.services.transaction import atomic
 
 EARLY_PAYMENT_SUBJECT = "early_payment_offer"
 ACCEPT_FUNCTION = "acceptEarlyPayment"
-# Financing.offerEarlyPayment takes the rate as a uint16 of basis points (1/100 of a percent).
-MAX_RATE_BPS = 2**16 - 1
 BPS_PER_PERCENT = 100
 # The ledger's denominator: basis points in a whole, and seconds in its 365-day year.
 BPS_WHOLE = 10_000
+# Financing.offerEarlyPayment refuses a rate above 10,000 basis points (100 % a year).
+MAX_RATE_BPS = BPS_WHOLE
 SECONDS_PER_YEAR = 365 * 24 * 60 * 60
 SECONDS_PER_DAY = 24 * 60 * 60
+# The Financing calls that pass the receivable to a financier.
+FINANCING_SETTLEMENTS = ("acceptOffer", "fundRequest")
 # The offers the ledger may still settle.
 LIVE_STATUSES = (EarlyPaymentOfferStatus.PENDING, EarlyPaymentOfferStatus.OPEN)
 
@@ -225,6 +228,7 @@ def accept_early_payment(actor: Actor, offer_id: int, *, discount_seen: Decimal 
     require_participant(actor.organisation)
     _require_open(offer)
     intent_key = outbox.next_attempt_key(f"{EARLY_PAYMENT_SUBJECT}:{offer.id}:accept", one_at_a_time=True)
+    _require_no_write_on_its_way(offer, invoice)
     require_settleable(invoice)
     if invoice.delinquency != Delinquency.NONE:
         raise InvalidState(f"the receivable is {invoice.delinquency}: it can no longer be paid early")
@@ -245,8 +249,8 @@ def accept_early_payment(actor: Actor, offer_id: int, *, discount_seen: Decimal 
     if pending:
         raise InvalidState(f"a repayment of {shown(pending[0].amount_minor, invoice.currency)} is on its way: "
                            "accept once the ledger has recorded it")
-    # The ledger takes the buyer's tokens, so the buyer must still be a participant.
-    require_participant(invoice.buyer)
+    # The ledger takes the buyer's tokens, so the buyer must still be a participant, as a buyer.
+    require_participant(invoice.buyer, Role.BUYER)
 
     before = _state(offer)
     repayment = Repayment(invoice=invoice, payer=invoice.buyer, amount_minor=quote.outstanding_minor,
@@ -314,6 +318,10 @@ def _lapse(offer_id: int) -> bool:
 def early_payment_offer(actor: Actor, invoice_id: int) -> EarlyPaymentOffer:
     """The early payment offer on an invoice the actor may see; NotFound when it has none."""
     invoice = get_authorized(actor, Action.VIEW_EARLY_PAYMENT, Invoice, invoice_id)
+    # The buyer's terms are between it and whoever it would pay: a financier looking at the
+    # receivable in the market is not told them.
+    if not (reads_everything(actor) or actor.organisation.id in (invoice.buyer_id, invoice.holder_id)):
+        raise NotFound("no early payment offer on this receivable")
     return _require_offer(invoice)
 
 
@@ -340,14 +348,15 @@ def _rate_bps(annual_rate: Decimal | str, errors: dict[str, list[str]]) -> int |
     if percent is None or not percent.is_finite():
         errors.setdefault("annual_rate", []).append("must be a percentage, for example 12.5")
         return None
-    bps = percent * BPS_PER_PERCENT
-    if bps != bps.to_integral_value():
-        errors.setdefault("annual_rate", []).append("at most two decimals (whole basis points)")
-        return None
-    if not 0 < bps <= MAX_RATE_BPS:
+    # Bounded before scaling: "1e999999999" would overflow the decimal context.
+    if not 0 < percent <= Decimal(MAX_RATE_BPS) / BPS_PER_PERCENT:
         errors.setdefault("annual_rate", []).append(
             f"must be more than 0 and at most {Decimal(MAX_RATE_BPS) / BPS_PER_PERCENT} percent"
         )
+        return None
+    bps = percent * BPS_PER_PERCENT
+    if bps != bps.to_integral_value():
+        errors.setdefault("annual_rate", []).append("at most two decimals (whole basis points)")
         return None
     return int(bps)
 
@@ -397,6 +406,19 @@ def _require_no_acceptance_on_its_way(invoice: Invoice) -> None:
                                  ChainTransaction.function == ACCEPT_FUNCTION)
     if accepting:
         raise InvalidState(f"the holder's acceptance of the early payment offer is {accepting[0].status}")
+
+
+def _require_no_write_on_its_way(offer: EarlyPaymentOffer, invoice: Invoice) -> None:
+    """What the acceptance would race on the ledger: the buyer's revision or withdrawal of the
+    offer (the offer accepted must be the one quoted), or a financing settlement, which passes
+    the receivable to a financier (the acceptance would then revert with NotHolder)."""
+    on_its_way = outbox.in_flight(or_(
+        and_(ChainTransaction.subject_type == EARLY_PAYMENT_SUBJECT, ChainTransaction.subject_id == offer.id),
+        and_(ChainTransaction.invoice_id == invoice.id, ChainTransaction.function.in_(FINANCING_SETTLEMENTS)),
+    ))
+    if on_its_way:
+        raise InvalidState(f"{on_its_way[0].function} is {on_its_way[0].status} on this receivable: "
+                           "accept once the ledger has answered it")
 
 
 def _pending_repayments(invoice: Invoice) -> list[Repayment]:

@@ -32,7 +32,7 @@ def upgrade():
     sa.Column('discount_minor', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint('annual_rate_bps > 0 AND annual_rate_bps <= 65535', name=op.f('ck_early_payment_offers_annual_rate_bps_in_range')),
+    sa.CheckConstraint('annual_rate_bps > 0 AND annual_rate_bps <= 10000', name=op.f('ck_early_payment_offers_annual_rate_bps_in_range')),
     sa.CheckConstraint('paid_minor >= 0 AND discount_minor >= 0', name=op.f('ck_early_payment_offers_settled_amounts_not_negative')),
     sa.ForeignKeyConstraint(['buyer_id'], ['organisations.id'], name=op.f('fk_early_payment_offers_buyer_id_organisations')),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_early_payment_offers_invoice_id_invoices')),
