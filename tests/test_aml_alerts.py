@@ -90,6 +90,21 @@ def test_an_alert_is_reviewed_once_with_a_note(accounts: dict[str, Any]) -> None
     assert_refused(NotFound, aml.review_alert, operator, "large_movement:0x00:0", reported=False, note="x")
 
 
+def test_a_review_made_at_the_same_moment_is_refused_as_already_made(accounts: dict[str, Any],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    factories.token_movement(accounts["payer"].chain_address, accounts["payee"].chain_address, LINE, START)
+    operator = accounts["operator"]
+    db.session.commit()
+    [alert] = aml.token_alerts(operator)
+    aml.review_alert(operator, alert.key, reported=True, note="reported to the FIU")
+    # The other review committed after this one read the alerts as open.
+    monkeypatch.setattr(aml, "_alerts", lambda: [alert])
+
+    assert_refused(InvalidState, aml.review_alert, operator, alert.key, reported=False, note="an ordinary payment")
+    monkeypatch.undo()
+    assert [found.status for found in aml.token_alerts(operator)] == ["reported"]
+
+
 def test_the_auditor_reads_and_only_the_operator_reviews(accounts: dict[str, Any]) -> None:
     factories.token_movement(accounts["payer"].chain_address, accounts["payee"].chain_address, LINE, START)
     auditor = factories.actor(factories.organisation(Role.AUDITOR, onboarded=False))

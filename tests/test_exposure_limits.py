@@ -11,7 +11,7 @@ import pytest
 from backend.extensions import db
 from backend.models import ExposureLimit, InvoiceStatus, OfferStatus, Organisation, Role, Side
 from backend.services import exposure, financing
-from backend.services.errors import InvalidInput, NotFound, PermissionDenied
+from backend.services.errors import Duplicate, InvalidInput, NotFound, PermissionDenied
 from backend.services.exposure import ExposureLimitExceeded
 from tests import domain_factories as factories
 from tests.domain_factories import assert_refused, last_audit_entry
@@ -90,6 +90,15 @@ def test_limits_are_on_other_known_organisations_and_for_financiers_only(book: d
     assert_refused(PermissionDenied, exposure.exposures, supplier)
 
 
+def test_a_limit_set_by_another_request_at_the_same_moment_is_refused_not_failed(
+        book: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    exposure.set_exposure_limit(book["actor"], book["buyer"].id, Side.BUYER, limit="5000", currency="CNY")
+    # The other request inserted its limit after this one looked for an existing one.
+    monkeypatch.setattr(exposure, "_own_limit", lambda actor, counterparty_id, side: None)
+    assert_refused(Duplicate, exposure.set_exposure_limit, book["actor"], book["buyer"].id, Side.BUYER,
+                   limit="6000", currency="CNY")
+
+
 def test_a_financier_cannot_remove_anothers_limit(book: dict[str, Any]) -> None:
     limit = exposure.set_exposure_limit(book["actor"], book["buyer"].id, Side.BUYER, limit="1", currency="CNY")
     other = factories.actor(factories.organisation(Role.FINANCIER))
@@ -156,3 +165,16 @@ def test_an_offer_above_a_limit_is_refused_and_one_within_is_made(db_session: An
 
     allowed = limited_market(db_session, "10000.00", side)
     assert financing.make_offer(allowed["funder"], allowed["request"].id, **terms).advance_minor == 9_500_00
+
+
+def test_a_funding_on_its_way_to_the_ledger_counts_against_the_limit(db_session: Any) -> None:
+    """fundRequest changes the holder only once mined and indexed: until then the receivable is
+    at stake all the same, or a second funding would slip under the limit beside the first."""
+    market = limited_market(db_session, "15000.00")
+    financing.fund_request(market["funder"], market["request"].id)
+    invoice = market["request"].invoice
+    second = factories.financing_request(factories.invoice(invoice.supplier, invoice.buyer, amount_minor=10_000_00),
+                                         asking_advance_minor=9_000_00)
+    db.session.commit()
+    assert exposure.at_stake_minor(market["funder"].organisation.id, invoice.buyer_id, Side.BUYER) == 10_000_00
+    assert_refused(ExposureLimitExceeded, financing.fund_request, market["funder"], second.id)

@@ -7,9 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.event import listen, remove
+from sqlalchemy.orm import Session
 
 from backend.extensions import db
 from backend.models import (
+    ChainEvent,
     ChainTransaction,
     ChainTransactionStatus,
     ContractName,
@@ -122,6 +126,21 @@ def test_a_day_with_far_more_invoices_than_usual(parties: dict[str, Organisation
     assert flag.evidence == {"date": datetime.now(UTC).date().isoformat(), "invoices": 20, "daily_average": 0.0}
 
 
+def test_a_spike_is_counted_by_utc_day_whatever_the_database_sessions_time_zone(
+        parties: dict[str, Organisation]) -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL TIME ZONE 'Asia/Shanghai'"))
+    evening = datetime(2026, 11, 2, 20, tzinfo=UTC)  # 04:00 on 3 November in Shanghai
+    invoices = [factories.invoice(parties["other_supplier"], parties["buyer"]) for _ in range(fraud.COUNT_SPIKE_MIN)]
+    for invoice in invoices:
+        invoice.created_at = evening
+    db.session.flush()
+
+    [flag] = fraud.count_spikes(invoices[0])
+
+    assert flag.evidence["date"] == "2026-11-02"
+
+
 def test_two_organisations_invoicing_each_other(parties: dict[str, Organisation], auditor: Any) -> None:
     there = factories.invoice(parties["supplier"], parties["buyer"], issue_date=date.today() - timedelta(days=30))
     back = factories.invoice(parties["buyer"], parties["supplier"])
@@ -147,6 +166,30 @@ def test_a_split_part_transferred_back_to_its_origin(parties: dict[str, Organisa
     assert (flag.kind, flag.invoice_ids, flag.organisation_ids) == \
         (FlagKind.SPLIT_RETURNED_TO_ORIGIN, (part.id,), (supplier.id,))
     assert flag.evidence == {"tx_hash": back.tx_hash, "block_number": 9}
+
+
+def test_the_split_check_reads_only_transfers_back_to_an_origin(parties: dict[str, Organisation]) -> None:
+    """Not the registry's every Transfer (a mint per invoice, each sale) for each invoice's flags."""
+    supplier, financier = parties["supplier"], parties["financier"]
+    parent = factories.invoice(supplier, parties["buyer"], status=InvoiceStatus.SPLIT)
+    part = factories.split_part(parent, 0, amount_minor=500_000, holder=supplier)
+    for block in range(1, 11):
+        factories.chain_event("Transfer", {"from": ZERO, "to": supplier.chain_address, "tokenId": str(block)},
+                              block_number=block)
+        factories.chain_event("Transfer", {"from": supplier.chain_address, "to": financier.chain_address,
+                                           "tokenId": str(block)}, block_number=block)
+    db.session.expunge_all()
+    loaded: list[Any] = []
+
+    def record(_session: Any, row: Any) -> None:
+        loaded.append(row)
+
+    listen(Session, "loaded_as_persistent", record)
+    try:
+        assert fraud.splits_returned_to_origin(db.session.get(Invoice, part.id)) == []
+    finally:
+        remove(Session, "loaded_as_persistent", record)
+    assert [row for row in loaded if isinstance(row, ChainEvent)] == []
 
 
 def test_a_confirmation_faster_than_a_person_could_review(parties: dict[str, Organisation], auditor: Any) -> None:

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from pypdf import PdfReader
+from sqlalchemy.event import listen, remove
+from sqlalchemy.orm import Session
 
 from backend.extensions import db
 from backend.models import (
+    ChainEvent,
     Delinquency,
     InvoiceStatus,
     Role,
@@ -71,6 +74,22 @@ def test_the_worked_example_by_month(book: None, auditor: Any) -> None:
         ("2026-12", 1, 990_00, 1)
     assert december.average_annual_rate == pytest.approx(365 / 990)
     assert (december.due_minor, december.overdue_ratio) == (13_000_00, 0.0)  # the first, the third and October's
+
+
+def test_only_the_fundings_of_the_reports_periods_are_read(book: None, auditor: Any) -> None:
+    """Not every funding ever, with its invoice, for a report on two months."""
+    db.session.expunge_all()
+    loaded: list[Any] = []
+
+    def record(_session: Any, row: Any) -> None:
+        loaded.append(row)
+
+    listen(Session, "loaded_as_persistent", record)
+    try:
+        reports.financing_report(auditor, start=NOVEMBER, end=DECEMBER)
+    finally:
+        remove(Session, "loaded_as_persistent", record)
+    assert len([row for row in loaded if isinstance(row, ChainEvent)]) == 3  # not October's
 
 
 def test_by_quarter_and_a_period_without_fundings(book: None, auditor: Any) -> None:

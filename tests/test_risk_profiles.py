@@ -152,3 +152,20 @@ def test_an_unknown_organisation_is_not_found(book: dict[str, Organisation]) -> 
 def test_a_suspended_reader_is_refused(book: dict[str, Organisation]) -> None:
     book["reader"].suspended = True
     assert_refused(PermissionDenied, risk.risk_profile, factories.actor(book["reader"]), book["b1"].id, Side.BUYER)
+
+
+def test_a_receivable_repaid_outside_anchorline_is_judged_by_its_ledger_event(db_session: Any) -> None:
+    """No Repayment row of Anchorline's: the RepaymentRecorded event's time decides, not today."""
+    supplier, buyer = factories.organisation(Role.SUPPLIER), factories.organisation(Role.BUYER)
+    invoice = owed(supplier, buyer, 500, due=days_ago(10), status=InvoiceStatus.REPAID)
+    invoice.repaid_minor = 500
+    event = factories.chain_event("RepaymentRecorded", {"id": str(int(invoice.receivable_id, 16)), "amount": "500",
+                                                        "repaidTotal": "500"}, block_number=3)
+    event.applied_at = datetime.combine(days_ago(12), time(9), UTC)  # indexed then, no outbox row
+    db.session.flush()
+    auditor = factories.actor(factories.organisation(Role.AUDITOR, onboarded=False))
+
+    profile = risk.risk_profile(auditor, supplier.id, Side.SUPPLIER)
+
+    assert (profile.matured, profile.on_time, profile.average_days_late) == (1, 1, 0.0)
+

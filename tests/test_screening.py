@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from backend.extensions import db
 from backend.models import KycReview, KycStatus, Role, ScreeningHit, ScreeningHitStatus, WatchListEntry
@@ -137,6 +137,19 @@ def test_a_confirmed_hit_keeps_refusing_approval(operator: Any) -> None:
     assert_refused(InvalidState, screening.resolve_hit, operator, hit.id, confirmed=False, note="changed my mind")
     organisations.decide_kyc(operator, org, approve=False, note="sanctioned")
     assert org.kyc_status == KycStatus.REJECTED
+
+
+def test_a_hit_confirmed_by_someone_else_meanwhile_is_not_overwritten(operator: Any) -> None:
+    factories.organisation(Role.SUPPLIER, name="Blackwater Trading", kyc=KycStatus.PENDING)
+    db.session.commit()
+    screening.load_watch_list(operator, "OFAC SDN", LIST)
+    [hit] = db.session.scalars(screening.screening_hits(operator)).all()
+    # Another operator's confirmation, committed after this request read the hit as open.
+    db.session.execute(text("UPDATE screening_hits SET status = 'confirmed' WHERE id = :id"), {"id": hit.id})
+
+    refusal = assert_refused(InvalidState, screening.resolve_hit, operator, hit.id, confirmed=False,
+                             note="looks different")
+    assert "resolved already (confirmed)" in refusal.value.detail
 
 
 def test_resolving_needs_a_note_and_the_operator(operator: Any) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from backend.extensions import db
 from backend.models import AmlAlertReview, AmlAlertStatus, ContractName, Organisation
@@ -99,8 +100,13 @@ def review_alert(actor: Actor, alert_key: str, *, reported: bool, note: str) -> 
         raise InvalidState(f"the alert was reviewed already ({alert.review.status})")
     review = AmlAlertReview(alert_key=alert_key, status=AmlAlertStatus.REPORTED if reported else AmlAlertStatus.CLEARED,
                             note=note, reviewed_by=actor.person)
-    db.session.add(review)
-    db.session.flush()
+    try:
+        # The unique key decides between two reviews at once: the second is refused like a
+        # later one, not failed.
+        with db.session.begin_nested():
+            db.session.add(review)
+    except IntegrityError:
+        raise InvalidState("the alert was reviewed already") from None
     audit.record(actor, Action.REVIEW_AML_ALERT, REVIEW_SUBJECT, review.id,
                  after={"alert_key": alert_key, "status": str(review.status), "note": note})
     return AmlAlert(alert.key, alert.kind, alert.account, alert.organisation_id, alert.movements, review)
@@ -158,7 +164,12 @@ def _structured_runs(pieces: list[Movement], window: timedelta, minimum: int,
     runs = []
     start = 0
     while start < len(pieces):
-        run = [movement for movement in pieces[start:] if movement.at - pieces[start].at <= window]
+        # The pieces are in time order: the run ends at the first one beyond the window (not a
+        # scan of every later piece for each start, which thousands of pieces make quadratic).
+        end = start
+        while end < len(pieces) and pieces[end].at - pieces[start].at <= window:
+            end += 1
+        run = pieces[start:end]
         if len(run) >= minimum and sum(movement.amount_minor for movement in run) >= line:
             runs.append(tuple(run))
             start += len(run)

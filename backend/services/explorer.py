@@ -157,21 +157,15 @@ def receivable_history(actor: Actor, invoice_id: int) -> ReceivableHistory:
                              organisations=organisations)
 
 
-def _event_key(receivable_id: str) -> str:
-    """A receivable id as the indexer stores it in an event's arguments: a decimal string (the
-    derived ids are keccak hashes, far beyond the integers JSON keeps exactly)."""
-    return str(int(receivable_id, 16))
-
-
 def _events_about(invoice: Invoice) -> list[ChainEvent]:
     if invoice.receivable_id is None:
         return []
-    key = _event_key(invoice.receivable_id)
+    key = invoices.event_key(invoice.receivable_id)
     about = [ChainEvent.args["id"].as_string() == key, ChainEvent.args["tokenId"].as_string() == key,
              ChainEvent.args["parentId"].as_string() == key]
     if invoice.parent is not None and invoice.parent.receivable_id is not None:
         # The parent's split (the one event naming it `parentId`), which created this child.
-        about.append(ChainEvent.args["parentId"].as_string() == _event_key(invoice.parent.receivable_id))
+        about.append(ChainEvent.args["parentId"].as_string() == invoices.event_key(invoice.parent.receivable_id))
     return list(db.session.scalars(
         select(ChainEvent)
         .where(ChainEvent.contract.in_(RECEIVABLE_CONTRACTS), ChainEvent.event.not_in(NOT_ABOUT_RECEIVABLES),
@@ -331,7 +325,7 @@ def _anchored_in_index(receivable_id: str) -> str | None:
     event = db.session.scalars(
         select(ChainEvent)
         .where(ChainEvent.contract == ContractName.RECEIVABLE_REGISTRY, ChainEvent.event == "ReceivableRegistered",
-               ChainEvent.args["id"].as_string() == _event_key(receivable_id))
+               ChainEvent.args["id"].as_string() == invoices.event_key(receivable_id))
         .order_by(ChainEvent.block_number.desc(), ChainEvent.log_index.desc())
     ).first()
     return event.args["documentHash"].removeprefix("0x") if event is not None else None

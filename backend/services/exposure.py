@@ -3,8 +3,9 @@ offer and every outright funding passes.
 
 What a financier has at stake with a buyer (or a supplier) is the outstanding face value of
 that buyer's (or supplier's) receivables it holds unpaid, plus those it has offered for and not
-yet bought (its pending and open offers): once an offer is accepted the receivable is simply
-held. An offer or a funding is refused with ExposureLimitExceeded when the receivable's
+yet bought (its pending and open offers) and those it is funding outright (a fundRequest on its
+way to the ledger, which changes nothing until mined and indexed): once an offer is accepted or
+a funding indexed, the receivable is simply held. An offer or a funding is refused with ExposureLimitExceeded when the receivable's
 outstanding amount would take the stake above a limit; a receivable already counted (a revised
 offer) is not counted twice. Only the settlement currency is ever financed, so limits are in it.
 """
@@ -14,15 +15,28 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from backend.extensions import db
-from backend.models import ExposureLimit, FinancingRequest, Invoice, InvoiceStatus, Offer, OfferStatus, Organisation, Side
+from backend.models import (
+    ChainTransaction,
+    ContractName,
+    ExposureLimit,
+    FinancingRequest,
+    Invoice,
+    InvoiceStatus,
+    Offer,
+    OfferStatus,
+    Organisation,
+    Side,
+)
 from backend.money import AmountError, shown, to_minor_units
 from backend.services import audit
 from backend.services.actors import Actor
-from backend.services.errors import InvalidInput, InvalidState, NotFound
+from backend.services.errors import Duplicate, InvalidInput, InvalidState, NotFound
 from backend.services.ledger import settlement_currency
 from backend.services.organisations import get_organisation
+from backend.services.outbox import in_flight_clause
 from backend.services.permissions import Action, authorize
 from backend.services.transaction import atomic
 
@@ -55,14 +69,18 @@ def _side_column(side: Side):  # type: ignore[no-untyped-def]
 
 
 def _at_stake_invoices(financier_id: int) -> Select[tuple[int]]:
-    """The ids of the receivables the financier holds unpaid or has a committed offer for."""
+    """The ids of the receivables the financier holds unpaid, has a committed offer for, or is
+    funding outright (its fundRequest not yet indexed: the receivable is not held until it is)."""
     offered = (
         select(FinancingRequest.invoice_id)
         .join(Offer, Offer.financing_request_id == FinancingRequest.id)
         .where(Offer.financier_id == financier_id, Offer.status.in_(COMMITTED_OFFER_STATUSES))
     )
+    funding = select(ChainTransaction.invoice_id).where(
+        ChainTransaction.signer_id == financier_id, ChainTransaction.contract == ContractName.FINANCING,
+        ChainTransaction.function == "fundRequest", in_flight_clause())
     held = select(Invoice.id).where(Invoice.holder_id == financier_id, Invoice.status == InvoiceStatus.CONFIRMED)
-    return held.union(offered)
+    return held.union(offered, funding)
 
 
 def at_stake_minor(financier_id: int, counterparty_id: int, side: Side, *, excluding_invoice_id: int | None = None) -> int:
@@ -127,8 +145,16 @@ def set_exposure_limit(actor: Actor, counterparty_id: int, side: Side, *, limit:
     row = _own_limit(actor, counterparty.id, side)
     before = None if row is None else _limit_state(row)
     if row is None:
-        row = ExposureLimit(financier=actor.organisation, counterparty=counterparty, side=side)
-        db.session.add(row)
+        row = ExposureLimit(financier=actor.organisation, counterparty=counterparty, side=side,
+                            limit_minor=limit_minor)
+        try:
+            # The unique limit decides between two requests setting a new one at once: the
+            # second is refused, not failed.
+            with db.session.begin_nested():
+                db.session.add(row)
+        except IntegrityError:
+            raise Duplicate(f"a limit on the {side} {counterparty.name} was set at the same moment; "
+                            "read it and set it again") from None
     row.limit_minor = limit_minor
     db.session.flush()
     audit.record(actor, Action.MANAGE_EXPOSURE_LIMITS, LIMIT_SUBJECT, row.id, before=before, after=_limit_state(row))

@@ -22,8 +22,8 @@ see (one open for financing, or one it holds), without the other parties' invoic
 """
 from __future__ import annotations
 
+import bisect
 import enum
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -148,24 +148,32 @@ def amount_outliers(scope: Invoice | None) -> list[Flag]:
                  .where(_as_issued()).order_by(Invoice.supplier_id, Invoice.currency, Invoice.id))
     if scope is not None:
         statement = statement.where(Invoice.supplier_id == scope.supplier_id, Invoice.id <= scope.id)
+    # Each supplier's earlier amounts kept sorted, so each median is read, not sorted afresh:
+    # a supplier with thousands of invoices costs thousands of insertions, not of sorts.
     history: dict[tuple[int, str], list[int]] = defaultdict(list)
     flags = []
     for invoice_id, supplier_id, currency, amount_minor in db.session.execute(statement):
         earlier = history[(supplier_id, currency)]
         if len(earlier) >= OUTLIER_MIN_HISTORY:
-            median = statistics.median(earlier)
+            median = _sorted_median(earlier)
             if amount_minor > AMOUNT_OUTLIER_FACTOR * median:
                 flags.append(Flag(
                     FlagKind.AMOUNT_OUTLIER, (invoice_id,), (supplier_id,),
                     f"{amount_minor / median:.1f} times the median of the supplier's {len(earlier)} earlier invoices",
                     {"amount_minor": amount_minor, "median_minor": median, "earlier_invoices": len(earlier),
                      "currency": currency}))
-        earlier.append(amount_minor)
+        bisect.insort(earlier, amount_minor)
     return _about(flags, scope)
 
 
+def _sorted_median(values: list[int]) -> int | float:
+    """statistics.median of an already sorted list, without sorting it again."""
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
 def count_spikes(scope: Invoice | None) -> list[Flag]:
-    day = func.date(Invoice.created_at)
+    day = _utc_day(Invoice.created_at)
     statement = select(Invoice.supplier_id, day, func.count()).where(
         Invoice.parent_id.is_(None), Invoice.status != InvoiceStatus.PENDING)
     if scope is not None:
@@ -176,9 +184,15 @@ def count_spikes(scope: Invoice | None) -> list[Flag]:
         per_day[supplier_id].append((_as_date(on), count))
     flags = []
     for supplier_id, days in per_day.items():
-        for on, count in days:
-            baseline = sum(c for d, c in days if on - timedelta(days=COUNT_SPIKE_BASELINE_DAYS) <= d < on)
+        # A sliding window over the days in order: `baseline` counts days[first:index], those
+        # within the baseline days before `on` (not every earlier day summed again for each day).
+        first, baseline = 0, 0
+        for index, (on, count) in enumerate(days):
+            while first < index and days[first][0] < on - timedelta(days=COUNT_SPIKE_BASELINE_DAYS):
+                baseline -= days[first][1]
+                first += 1
             average = baseline / COUNT_SPIKE_BASELINE_DAYS
+            baseline += count
             if count >= COUNT_SPIKE_MIN and count > COUNT_SPIKE_FACTOR * average:
                 flags.append(Flag(
                     FlagKind.COUNT_SPIKE, () if scope is None else (scope.id,), (supplier_id,),
@@ -222,8 +236,13 @@ def splits_returned_to_origin(scope: Invoice | None) -> list[Flag]:
     if not parts:
         return []
     flags = []
+    # Only transfers (not mints) to an origin can be one: the registry's every other Transfer
+    # (a mint per invoice, each sale to a financier) stays in the database.
+    origins = {origin for _, _, origin in parts.values()}
     transfers = db.session.scalars(
-        select(ChainEvent).where(ChainEvent.contract == ContractName.RECEIVABLE_REGISTRY, ChainEvent.event == "Transfer")
+        select(ChainEvent).where(ChainEvent.contract == ContractName.RECEIVABLE_REGISTRY, ChainEvent.event == "Transfer",
+                                 ChainEvent.args["from"].as_string() != ZERO_ADDRESS,
+                                 ChainEvent.args["to"].as_string().in_(origins))
         .order_by(ChainEvent.block_number, ChainEvent.log_index))
     for event in transfers:
         part = parts.get(receivable_hex(int(event.args["tokenId"])))
@@ -267,6 +286,15 @@ def fast_confirmations(scope: Invoice | None) -> list[Flag]:
 def _about(flags: list[Flag], scope: Invoice | None) -> list[Flag]:
     return flags if scope is None else [flag for flag in flags if (scope.parent_id or scope.id) in flag.invoice_ids
                                         or scope.id in flag.invoice_ids]
+
+
+def _utc_day(column: Any) -> Any:
+    """The UTC calendar day of a timestamp column. PostgreSQL's date() of a timestamptz is the
+    day in the session's time zone (a server in Asia/Shanghai moves every evening after 16:00
+    UTC to the next day), so the instant is read in UTC first; SQLite stores UTC already."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
 
 
 def _as_date(value: date | datetime | str) -> date:

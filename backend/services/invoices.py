@@ -112,6 +112,12 @@ def receivable_hex(receivable_id: int) -> str:
     return f"0x{receivable_id:064x}"
 
 
+def event_key(receivable_id: str) -> str:
+    """A receivable id (0x-hex) as the indexer stores it in an event's arguments: a decimal string
+    (the derived ids are keccak hashes, far beyond the integers JSON keeps exactly)."""
+    return str(int(receivable_id, 16))
+
+
 def snapshot(invoice: Invoice) -> dict[str, Any]:
     """The invoice as an audit entry records it (JSON values only)."""
     return {

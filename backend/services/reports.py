@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
 from fpdf import FPDF
@@ -131,8 +131,12 @@ def _period_of(periods: list[PeriodFigures], day: date) -> PeriodFigures | None:
 
 
 def _add_fundings(periods: list[PeriodFigures], first: date, last: date, currency: str) -> None:
-    rows = [(event.args, funded_at) for event, funded_at in
-            db.session.execute(timed_events(ContractName.FINANCING, "FinancingSettled"))]
+    settled = timed_events(ContractName.FINANCING, "FinancingSettled")
+    funded_at = list(settled.selected_columns)[-1]  # the mined time, after the event's columns
+    # Only the report's own fundings: not every funding ever, with its invoice, for one month.
+    in_range = settled.where(funded_at >= datetime.combine(first, time(), UTC),
+                             funded_at < datetime.combine(last, time(), UTC))
+    rows = [(event.args, moment) for event, moment in db.session.execute(in_range)]
     sellers = {args["seller"] for args, _ in rows}
     # The sellers that count as small suppliers, by ledger address: not core enterprises.
     small = {organisation.chain_address: organisation.id for organisation in db.session.scalars(

@@ -25,15 +25,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 
 from backend.extensions import db
-from backend.models import Invoice, InvoiceStatus, Organisation, Repayment, RepaymentStatus, Role, Side
+from backend.models import (
+    ChainEvent,
+    ContractName,
+    Invoice,
+    InvoiceStatus,
+    Organisation,
+    Repayment,
+    RepaymentStatus,
+    Role,
+    Side,
+)
 from backend.services.actors import Actor
 from backend.services.errors import NotFound
-from backend.services.ledger import ledger_now, settlement_currency
+from backend.services.invoices import event_key
+from backend.services.ledger import ledger_now, settlement_currency, timed_events
 from backend.services.permissions import Action, authorize, reads_everything
 
 
@@ -139,15 +150,20 @@ def risk_profiles(actor: Actor, organisation_ids: Collection[int], side: Side) -
         .subquery()
     )
     owed = db.session.execute(
-        select(own, Invoice.status, Invoice.due_date, last_repayment.c.repaid_at)
+        select(own, Invoice.status, Invoice.due_date, last_repayment.c.repaid_at, Invoice.receivable_id)
         .outerjoin(last_repayment, last_repayment.c.invoice_id == Invoice.id)
         .where(own.in_(registered), Invoice.currency == currency, Invoice.status.in_(OWED_STATUSES))
     ).all()
+    repaid_elsewhere = _repaid_at_from_events(
+        [receivable_id for _, status, _, repaid_at, receivable_id in owed
+         if status == InvoiceStatus.REPAID and repaid_at is None and receivable_id is not None])
 
     history: dict[int, _History] = defaultdict(_History)
     for organisation_id, other_id, status, amount_minor in issued:
         history[organisation_id].count_issued(other_id, InvoiceStatus(status), amount_minor)
-    for organisation_id, status, due_date, repaid_at in owed:
+    for organisation_id, status, due_date, repaid_at, receivable_id in owed:
+        if status == InvoiceStatus.REPAID and repaid_at is None:
+            repaid_at = repaid_elsewhere.get(receivable_id)
         repaid_on = repaid_at.date() if status == InvoiceStatus.REPAID and repaid_at is not None else None
         history[organisation_id].count_owed(due_date, repaid_on, today)
     return {
@@ -155,6 +171,22 @@ def risk_profiles(actor: Actor, organisation_ids: Collection[int], side: Side) -
             organisation_id, side, currency, tenure_days=max(0, (today - created_at.date()).days))
         for organisation_id, created_at in registered.items()
     }
+
+
+def _repaid_at_from_events(receivable_ids: list[str]) -> dict[str, datetime]:
+    """When each of these receivables, repaid with no Anchorline repayment of its own (a write
+    made outside Anchorline), was last repaid: its RepaymentRecorded events' time
+    (ledger.timed_events). Without this, a repaid receivable would count as unpaid, later every day."""
+    if not receivable_ids:
+        return {}
+    recorded = timed_events(ContractName.RECEIVABLE_REGISTRY, "RepaymentRecorded")
+    # Events carry receivable ids as decimal strings (uint256 is beyond JSON's exact integers).
+    keys = {event_key(receivable_id): receivable_id for receivable_id in receivable_ids}
+    repaid_at: dict[str, datetime] = {}
+    for event, at in db.session.execute(recorded.where(ChainEvent.args["id"].as_string().in_(keys))):
+        receivable_id = keys[event.args["id"]]
+        repaid_at[receivable_id] = max(at, repaid_at.get(receivable_id, at))
+    return repaid_at
 
 
 def profiles_of_parties(actor: Actor, invoices: Collection[Invoice]) -> dict[Side, dict[int, RiskProfile]]:

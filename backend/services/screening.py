@@ -206,6 +206,9 @@ def resolve_hit(actor: Actor, hit_id: int, *, confirmed: bool, note: str) -> Scr
     note = (note or "").strip()
     if not note:
         raise InvalidInput("say why", errors={"note": ["required: what was checked"]})
+    # Read afresh and locked (on PostgreSQL): of two resolutions at once the later is judged on
+    # what the earlier left, so a confirmed hit is never quietly overwritten as cleared.
+    db.session.refresh(hit, with_for_update=True)
     if hit.status != ScreeningHitStatus.OPEN:
         raise InvalidState(f"the hit was resolved already ({hit.status})")
     hit.status = ScreeningHitStatus.CONFIRMED if confirmed else ScreeningHitStatus.CLEARED
