@@ -14,6 +14,7 @@ a confirmation by anyone but its buyer a 403. See docs/portal.md ("Pages").
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 
 from babel.dates import get_day_names
@@ -191,10 +192,17 @@ def dispute_of(invoice: Invoice) -> tuple[LazyString | str, str | None] | None:
 @blp.route(f"/invoices/<{ROW_ID}:invoice_id>/confirm", methods=["POST"])
 @login_required
 def confirm_invoice(invoice_id: int) -> ResponseReturnValue:
+    return one_button_write(invoice_id, lambda: invoices.confirm_invoice(current_actor(), invoice_id),
+                            _("The confirmation is on its way to the ledger."))
+
+
+def one_button_write(invoice_id: int, write: Callable[[], object], message: str) -> ResponseReturnValue:
+    """A write the invoice's page asks for with one button: its CSRF token checked, the service
+    called (its refusal is the error page), the message shown back on the page."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    invoices.confirm_invoice(current_actor(), invoice_id)
-    flash(_("The confirmation is on its way to the ledger."), "success")
+    write()
+    flash(message, "success")
     return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
 
 
@@ -253,11 +261,8 @@ def offer_early_payment(invoice_id: int) -> ResponseReturnValue:
 @login_required
 def withdraw_early_payment(invoice_id: int) -> ResponseReturnValue:
     """The buyer withdraws its open early payment offer (early_payment.withdraw_early_payment)."""
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    early_payment.withdraw_early_payment(current_actor(), invoice_id)
-    flash(_("The withdrawal of the early payment offer is on its way to the ledger."), "success")
-    return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return one_button_write(invoice_id, lambda: early_payment.withdraw_early_payment(current_actor(), invoice_id),
+                            _("The withdrawal of the early payment offer is on its way to the ledger."))
 
 
 @blp.route(f"/invoices/<{ROW_ID}:invoice_id>/early-payment/accept", methods=["POST"])
