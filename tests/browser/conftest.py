@@ -1,8 +1,9 @@
 """Fixtures of the browser tests (issue 5 §7).
 
-One whole stack for the session: `anchorline up --no-demo` in a temporary instance folder on
-free ports (Redis, the devnet, the contracts, the database, the demo participants with their
-logins, a Celery worker and beat, gunicorn), with the buyer and the financier funded through
+One whole stack for the browser tests (package-scoped: it stops when they are done, before the
+rest of the suite): `anchorline up --no-demo` in a temporary instance folder on free ports
+(Redis, the devnet, the contracts, the database, the demo participants with their logins, a
+Celery worker and beat, gunicorn), with the buyer and the financier funded through
 the operator's API; stopped with Ctrl-C (SIGINT) after the last test, which must leave nothing
 running. Debian's Chromium, launched by path through Playwright: CHROMIUM_BINARY, else the
 `chromium` on PATH; never a downloaded browser. Each demo role signs in once, through the
@@ -57,9 +58,12 @@ FUNDS = "100000.00"
 FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: the stack and the browser stop once the browser tests are done, not at the end
+# of the whole suite (a Celery worker and beat, gunicorn, anvil and Chromium would otherwise take
+# CPU from every later test).
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """`anchorline up --no-demo` for the session, in a temporary instance folder on free ports,
+    """`anchorline up --no-demo` for the browser tests, in a temporary instance folder on free ports,
     ready when it says it runs and the participants are on the ledger and funded. Its logs are
     kept in artifacts/stack-logs/ once it stopped."""
     folder = tmp_path_factory.mktemp("stack")
@@ -163,9 +167,9 @@ def chromium_binary() -> str:
     return binary
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium for the session, launched by path: Playwright downloads no browser."""
+    """Headless Chromium for the browser tests, launched by path: Playwright downloads no browser."""
     binary = chromium_binary()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=binary, headless=True)
@@ -173,9 +177,9 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sign_ins(browser: Browser, stack: RunningStack) -> SignIns:
-    """The demo roles' signed-in states, for the session."""
+    """The demo roles' signed-in states, for the browser tests."""
     return SignIns(browser, stack)
 
 
