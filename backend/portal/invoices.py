@@ -24,6 +24,7 @@ from flask_babel import LazyString, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
+from flask_wtf import FlaskForm
 from wtforms import SelectChoice
 
 from backend.api.fields import ROW_ID
@@ -196,6 +197,22 @@ def confirm_invoice(invoice_id: int) -> ResponseReturnValue:
                             _("The confirmation is on its way to the ledger."))
 
 
+def form_write(invoice_id: int, form_name: str, form: FlaskForm, write: Callable[[], object],
+               message: str) -> ResponseReturnValue:
+    """A write the invoice's page asks for with a form: checked, the service called, the message
+    shown back on the page; a refusal of the form's input shown beside its fields on the page
+    again (400), as `render_invoice`'s argument `form_name`."""
+    if form.validate_on_submit():
+        try:
+            write()
+        except InvalidInput as refusal:
+            show_service_errors(form, refusal)
+        else:
+            flash(message, "success")
+            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
+    return render_invoice(invoice_id, **{form_name: form}, status=400)
+
+
 def one_button_write(invoice_id: int, write: Callable[[], object], message: str) -> ResponseReturnValue:
     """A write the invoice's page asks for with one button: its CSRF token checked, the service
     called (its refusal is the error page), the message shown back on the page."""
@@ -209,17 +226,10 @@ def one_button_write(invoice_id: int, write: Callable[[], object], message: str)
 @blp.route(f"/invoices/<{ROW_ID}:invoice_id>/dispute", methods=["POST"])
 @login_required
 def dispute_invoice(invoice_id: int) -> ResponseReturnValue:
-    actor = current_actor()
     form = DisputeForm()
-    if form.validate_on_submit():
-        try:
-            invoices.dispute_invoice(actor, invoice_id, invoices.DisputeReason(form.reason.data), form.note.data)
-        except InvalidInput as refusal:
-            show_service_errors(form, refusal)
-        else:
-            flash(_("The dispute is on its way to the ledger."), "success")
-            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
-    return render_invoice(invoice_id, dispute_form=form, status=400)
+    return form_write(invoice_id, "dispute_form", form, lambda: invoices.dispute_invoice(
+        current_actor(), invoice_id, invoices.DisputeReason(form.reason.data), form.note.data),
+        _("The dispute is on its way to the ledger."))
 
 
 @blp.route(f"/invoices/<{ROW_ID}:invoice_id>/repay", methods=["POST"])
@@ -227,16 +237,10 @@ def dispute_invoice(invoice_id: int) -> ResponseReturnValue:
 def repay_invoice(invoice_id: int) -> ResponseReturnValue:
     """The buyer pays the holder in full or in part (servicing.repay)."""
     form = RepaymentForm()
-    if form.validate_on_submit():
-        invoice = invoices.get_invoice(current_actor(), invoice_id)
-        try:
-            servicing.repay(current_actor(), invoice_id, amount=form.amount.data.strip(), currency=invoice.currency)
-        except InvalidInput as refusal:
-            show_service_errors(form, refusal)
-        else:
-            flash(_("The repayment is on its way to the ledger."), "success")
-            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
-    return render_invoice(invoice_id, repayment_form=form, status=400)
+    return form_write(invoice_id, "repayment_form", form, lambda: servicing.repay(
+        current_actor(), invoice_id, amount=form.amount.data.strip(),
+        currency=invoices.get_invoice(current_actor(), invoice_id).currency),
+        _("The repayment is on its way to the ledger."))
 
 
 @blp.route(f"/invoices/<{ROW_ID}:invoice_id>/early-payment", methods=["POST"])
@@ -245,16 +249,10 @@ def offer_early_payment(invoice_id: int) -> ResponseReturnValue:
     """The buyer offers to pay its payable early at a discount, or revises its offer
     (early_payment.offer_early_payment)."""
     form = EarlyPaymentOfferForm()
-    if form.validate_on_submit():
-        try:
-            early_payment.offer_early_payment(current_actor(), invoice_id, annual_rate=form.annual_rate.data.strip(),
-                                              expiry=datetime.combine(form.expiry.data, time.max, UTC))
-        except InvalidInput as refusal:
-            show_service_errors(form, refusal)
-        else:
-            flash(_("The early payment offer is on its way to the ledger."), "success")
-            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
-    return render_invoice(invoice_id, early_payment_form=form, status=400)
+    return form_write(invoice_id, "early_payment_form", form, lambda: early_payment.offer_early_payment(
+        current_actor(), invoice_id, annual_rate=form.annual_rate.data.strip(),
+        expiry=datetime.combine(form.expiry.data, time.max, UTC)),
+        _("The early payment offer is on its way to the ledger."))
 
 
 @blp.route(f"/invoices/<{ROW_ID}:invoice_id>/early-payment/withdraw", methods=["POST"])
@@ -455,19 +453,11 @@ def upload_csv() -> ResponseReturnValue:
 def request_financing(invoice_id: int) -> ResponseReturnValue:
     """The holder asks for an advance on its confirmed receivable (financing.request_financing)."""
     form = FinancingRequestForm()
-    if form.validate_on_submit():
-        invoice = invoices.get_invoice(current_actor(), invoice_id)
-        try:
-            financing.request_financing(
-                current_actor(), invoice_id, asking_advance=form.asking_advance.data.strip(),
-                currency=invoice.currency, deadline=datetime.combine(form.deadline.data, time.max, UTC),
-                recourse=form.recourse.data)
-        except InvalidInput as refusal:
-            show_service_errors(form, refusal)
-        else:
-            flash(_("The financing request is on its way to the ledger."), "success")
-            return redirect(url_for("invoice_pages.invoice_page", invoice_id=invoice_id))
-    return render_invoice(invoice_id, financing_form=form, status=400)
+    return form_write(invoice_id, "financing_form", form, lambda: financing.request_financing(
+        current_actor(), invoice_id, asking_advance=form.asking_advance.data.strip(),
+        currency=invoices.get_invoice(current_actor(), invoice_id).currency,
+        deadline=datetime.combine(form.deadline.data, time.max, UTC), recourse=form.recourse.data),
+        _("The financing request is on its way to the ledger."))
 
 
 @blp.route(f"/financing-requests/<{ROW_ID}:request_id>")
